@@ -1,0 +1,109 @@
+"Learner and hook cleanup when training raises, reproducibility, and the progress widgets."
+import pytest
+import torch
+from torch import nn
+
+from wscourse.data import get_dls
+from wscourse.learner import (Callback, CancelBatchException, CancelEpochException, CancelFitException, Learner,
+                              MetricsCB, ProgressCB, set_seed, simple_cnn)
+from wscourse.hooks import ActivationStats, Hooks, HooksCallback
+
+@pytest.fixture(scope='module')
+def dls(): return get_dls('digits', bs=64, n_train=256, n_valid=128)
+
+def n_hooks(model): return sum(len(m._forward_hooks) for m in model.modules())
+
+class RaiseAt(Callback):
+    "Raise `exc` at batch `at` of the first training pass."
+    def __init__(self, exc, at=2): self.exc, self.at = exc, at
+    def before_batch(self, learn):
+        if learn.training and learn.iter == self.at: raise self.exc
+
+@pytest.mark.parametrize('exc', [RuntimeError('boom'), KeyboardInterrupt()])
+def test_hooks_removed_when_fit_raises(dls, exc):
+    model = simple_cnn()
+    stats = ActivationStats(nn.ReLU)
+    with pytest.raises(type(exc)):
+        Learner(model, dls, cbs=[stats]).fit(2, cbs=[RaiseAt(exc)])
+    assert n_hooks(model) == 0
+    assert len(stats.hooks[0].means) == 2
+
+def test_hooks_removed_when_forward_raises(dls):
+    class Broken(nn.Module):
+        def forward(self, x): raise ValueError('bad forward')
+    model = nn.Sequential(simple_cnn(), Broken())
+    with pytest.raises(ValueError, match='bad forward'):
+        Learner(model, dls, cbs=[ActivationStats()]).fit(1)
+    assert n_hooks(model) == 0
+
+def test_after_fit_runs_every_callback_even_if_one_fails(dls):
+    class FailingCleanup(Callback):
+        order = -5
+        def after_fit(self, learn): raise RuntimeError('cleanup failed')
+    model = simple_cnn()
+    with pytest.raises(RuntimeError, match='cleanup failed'):
+        Learner(model, dls, cbs=[FailingCleanup(), ActivationStats()]).fit(1)
+    assert n_hooks(model) == 0
+
+def test_refitting_does_not_stack_hooks(dls):
+    model, seen = simple_cnn(), []
+    class Count(Callback):
+        def before_batch(self, learn): seen.append(n_hooks(learn.model))
+    learn = Learner(model, dls, cbs=[HooksCallback(lambda *a: None, nn.ReLU), Count()])
+    learn.fit(1); learn.fit(1)
+    assert set(seen) == {3}
+    assert n_hooks(model) == 0
+
+def test_hooks_context_manager_and_delete():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with Hooks(model, lambda h, m, i, o: None) as hs:
+        assert n_hooks(model) == 2
+        del hs[0]
+        assert n_hooks(model) == 1
+    assert n_hooks(model) == 0
+
+def test_cancel_exceptions(dls):
+    class SkipAllBatches(Callback):
+        def before_batch(self, learn): raise CancelBatchException()
+    class SkipEpochs(Callback):
+        def before_epoch(self, learn): raise CancelEpochException()
+    class StopNow(Callback):
+        def before_fit(self, learn): raise CancelFitException()
+    m = simple_cnn()
+    before = [p.clone() for p in m.parameters()]
+    Learner(m, dls, cbs=[SkipAllBatches()]).fit(1)
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    assert Learner(simple_cnn(), dls, cbs=[SkipEpochs()]).fit(3).history == []
+    assert Learner(simple_cnn(), dls, cbs=[StopNow()]).fit(3).history == []
+
+def test_same_seed_same_history(dls):
+    def run(seed):
+        set_seed(seed)
+        h = Learner(simple_cnn(), get_dls('digits', bs=64, n_train=256, n_valid=128, seed=seed), lr=0.05).fit(2).history
+        return [{k: v for k, v in r.items() if k != 'seconds'} for r in h]
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+def test_history_rows(dls):
+    h = Learner(simple_cnn(), dls).fit(2).history
+    assert [r['epoch'] for r in h] == [0, 1]
+    assert {'epoch', 'train_loss', 'valid_loss', 'valid_acc'} <= set(h[0])
+    assert all(0 <= r['valid_acc'] <= 1 for r in h)
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='lr'): Learner(simple_cnn(), None, lr=0)
+    with pytest.raises(ValueError, match='n_epochs'): Learner(simple_cnn(), None).fit(-1)
+    with pytest.raises(TypeError, match='seed'): set_seed('1')
+
+def test_progress_widgets_when_forced(dls):
+    p = ProgressCB(widgets=True, min_interval=0)
+    Learner(simple_cnn(), dls, cbs=[p]).fit(2)
+    assert p.bar.value == p.bar.max == 2 * len(dls.train)
+    assert p.label.value.startswith('epoch 1')
+    assert len(p.fig.axes[0].lines) == 2          # train and valid curves
+
+def test_progress_quiet_outside_jupyter(dls):
+    p = ProgressCB()
+    Learner(simple_cnn(), dls, cbs=[p]).fit(1)
+    assert p.active is False and p.fig is None and not hasattr(p, 'bar')
+    assert len(p.train_losses) == len(dls.train)
