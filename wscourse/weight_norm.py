@@ -15,11 +15,10 @@ __all__ = ['norm_except', 'WeightNorm', 'weight_norm']
 
 # %% ../nbs/07_weight_norm.ipynb #752bccd2
 def norm_except(v: torch.Tensor, dim=None, eps=1e-12):
-    "L2 norm of `v` over every dimension except `dim` (all of them if None), shaped to broadcast; √(Σv² + eps)."
+    "L2 norm of `v` over every dimension except `dim` (all of them if None), shaped to broadcast, at least `eps`."
     dim = _check_dim(dim, v.ndim)
-    sq = v.pow(2)
-    s = sq.sum() if dim is None else sq.sum(dim=_other_dims(v, dim), keepdim=True)
-    return (s + eps).sqrt()
+    n = torch.linalg.vector_norm(v) if dim is None else torch.linalg.vector_norm(v, dim=_other_dims(v, dim), keepdim=True)
+    return n.clamp_min(eps)
 
 class WeightNorm(nn.Module):
     "Parametrization (g, v) → g · v / ‖v‖, norms taken over all dims but `dim` (whole tensor if None)."
