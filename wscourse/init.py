@@ -91,7 +91,7 @@ def init_stack_stds(scheme='kaiming', gain_mult=1., depth=20, n=256, seed=0):
             x = torch.relu(layer(x)); stds.append(x.std().item())
     return torch.tensor(stds)
 
-# %% ../nbs/04_init.ipynb #9cf1e124
+# %% ../nbs/04_init.ipynb #d7179ceb
 def deep_cnn(widths=(8, 16, 16, 32, 32, 32, 32, 32), strides=(1, 2, 1, 2, 1, 2, 1, 2), n_in=1, n_classes=10, size=28, act=nn.ReLU):
     "A plain stack of 3×3 conv + `act` layers with the given `widths` and `strides`, then a linear head."
     if len(widths) != len(strides): raise ValueError(f"widths and strides differ in length: {len(widths)} vs {len(strides)}")
@@ -100,7 +100,7 @@ def deep_cnn(widths=(8, 16, 16, 32, 32, 32, 32, 32), strides=(1, 2, 1, 2, 1, 2, 
     return nn.Sequential(*[conv(a, b, stride=s, act=act) for a, b, s in zip(chans[:-1], chans[1:], strides)],
                          nn.Flatten(), nn.Linear(chans[-1] * size * size, n_classes))
 
-# %% ../nbs/04_init.ipynb #df949814
+# %% ../nbs/04_init.ipynb #39ff79b3
 @dataclass
 class LSUVResult:
     "What `lsuv_init` did to one layer: final output `mean` and `std`, `iters` used, and whether it `converged`."
@@ -139,7 +139,7 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, tol=1e-3, max_iters=10, mod_fi
         if note: warnings.warn(f"lsuv_init could not fix layer {name!r}: {note}")
     return results
 
-# %% ../nbs/04_init.ipynb #eb0aa76d
+# %% ../nbs/04_init.ipynb #fcf35bb5
 def init_explorer(scheme='default', gain_mult=1., depth=20):
     "Sliders: init scheme, gain multiplier and depth → per-layer activation std (returned)."
     import matplotlib.pyplot as plt

@@ -43,7 +43,7 @@ class MaxScale(nn.Module):
         return w / m.clamp_min(self.eps)
     def extra_repr(self): return f"dim={self.dim}, detach={self.detach}"
 
-# %% ../nbs/06_weight_scaling.ipynb #5d323803
+# %% ../nbs/06_weight_scaling.ipynb #1a024f68
 def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Conv2d, nn.Linear), name='weight'):
     "Register `make()` as a parametrization of `name` on every module of `model` that is an instance of `types`."
     if isinstance(types, type): types = (types,)
@@ -67,7 +67,7 @@ def bake(model: nn.Module):
                 parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     return model
 
-# %% ../nbs/06_weight_scaling.ipynb #5636be6d
+# %% ../nbs/06_weight_scaling.ipynb #2ec4c527
 def small_convnet(n_in=1, size=28, n_classes=10, widths=(16, 32), hidden=128):
     "The forum's ConvNet with consistent shapes: two 5×5 conv + ReLU + 2×2 max-pool blocks, a hidden Linear, a head."
     c1, c2 = widths
@@ -76,7 +76,7 @@ def small_convnet(n_in=1, size=28, n_classes=10, widths=(16, 32), hidden=128):
     return nn.Sequential(nn.Conv2d(n_in, c1, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Flatten(), nn.Linear(c2 * s * s, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
-# %% ../nbs/06_weight_scaling.ipynb #768c6cb5
+# %% ../nbs/06_weight_scaling.ipynb #9ad8df2b
 class Gain(nn.Module):
     "Parametrization w → gain · w with a learnable scalar `gain` (the scale a normalized weight cannot express)."
     def __init__(self, init=1.):
