@@ -12,7 +12,7 @@ from torch import nn
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['Hook', 'Hooks', 'find_modules', 'HooksCallback', 'floor_fraction', 'ActivationStats']
+__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'ActivationStats']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
 class Hook:
@@ -38,15 +38,17 @@ class Hooks(list):
         for h in self: h.remove()
 
 # %% ../nbs/02_hooks.ipynb #e11f9743
+def as_module_filter(mod_filter):
+    "Turn a module type, a tuple of types or a predicate into a predicate on modules."
+    if isinstance(mod_filter, (type, tuple)): return lambda m: isinstance(m, mod_filter)
+    if callable(mod_filter): return mod_filter
+    raise TypeError(f"mod_filter must be a module type, a tuple of types or a callable, got {mod_filter!r}")
+
 def find_modules(model: nn.Module, mod_filter=None):
     "Modules of `model` chosen by `mod_filter` (type, tuple of types or predicate); `None` means the direct children."
     if mod_filter is None: return list(model.children())
-    if isinstance(mod_filter, (type, tuple)):
-        types = mod_filter
-        mod_filter = lambda m: isinstance(m, types)
-    elif not callable(mod_filter):
-        raise TypeError(f"mod_filter must be a module type, a tuple of types or a callable, got {mod_filter!r}")
-    return [m for m in model.modules() if mod_filter(m)]
+    keep = as_module_filter(mod_filter)
+    return [m for m in model.modules() if keep(m)]
 
 class HooksCallback(Callback):
     "Run `hook_func(hook, module, inputs, output)` on the modules chosen by `mod_filter` during fit."

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .learner import Callback
+from .hooks import as_module_filter
 from .scaling import _check_dim, _check_float, _other_dims
 
 # %% auto #0
@@ -34,12 +35,7 @@ class MaxNormCB(Callback):
     order = 0
     def __init__(self, max_norm, mod_filter=(nn.Linear, nn.Conv2d), dim=0):
         max_norm_(torch.zeros(1, 1), max_norm)                 # validates max_norm early
-        self.max_norm, self.dim = max_norm, dim
-        if isinstance(mod_filter, (type, tuple)):
-            types = mod_filter
-            mod_filter = lambda m: isinstance(m, types)
-        elif not callable(mod_filter): raise TypeError(f"mod_filter must be a module type, tuple of types or callable, got {mod_filter!r}")
-        self.mod_filter = mod_filter
+        self.max_norm, self.dim, self.mod_filter = max_norm, dim, as_module_filter(mod_filter)
     def before_fit(self, learn):
         self.modules = [m for m in learn.model.modules() if self.mod_filter(m) and isinstance(getattr(m, 'weight', None), torch.Tensor)]
         if not self.modules: raise ValueError("mod_filter chose no module with a weight: nothing to constrain")
