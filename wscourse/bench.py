@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_bench.ipynb #f042c8c7
 from __future__ import annotations
-import argparse, copy, datetime, platform, statistics, time
+import argparse, copy, datetime, json, os, platform, statistics, time
 from functools import partial
 
 import torch
@@ -21,9 +21,10 @@ from .weight_norm import WeightNorm
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
 
 # %% auto #0
-__all__ = ['VARIANTS', 'SETUPS', 'QUICK_SETUPS', 'NaiveWS', 'NaiveMax', 'timm_available', 'time_train_step', 'time_inference',
-           'interleaved', 'course_cnn', 'resnet18', 'bench_parametrizations', 'bench_activation_stats',
-           'bench_data_pipeline', 'header', 'format_rows', 'main']
+__all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'NaiveWS', 'NaiveMax', 'TimesOne',
+           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'course_cnn', 'resnet18',
+           'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline', 'machine', 'header',
+           'format_rows', 'target_summary', 'main', 'load_run', 'show_run']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -36,20 +37,31 @@ class NaiveMax(nn.Module):
     "Reference only: the forum's w / max|w| over the whole tensor."
     def forward(self, w): return w / torch.max(torch.abs(w))
 
+class TimesOne(nn.Module):
+    "Reference only: w · 1, the cheapest parametrization that makes a new tensor (the floor every parametrization pays)."
+    def forward(self, w): return w * 1.
+
 def _torch_weight_norm(model):
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)): torch.nn.utils.parametrizations.weight_norm(m)
     return model
 
+def _replace_convs(model, make):
+    "Swap every plain `nn.Conv2d` in `model` for `make(conv)` (same shape and settings)."
+    for m in list(model.modules()):
+        for name, child in list(m.named_children()):
+            if type(child) is nn.Conv2d: setattr(m, name, make(child))
+    return model
+
+def _conv_args(c): return (c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation, c.groups, c.bias is not None)
+
 def _timm_std_conv(model):
     from timm.layers import StdConv2d as TimmStdConv2d
-    for name, m in list(model.named_modules()):
-        for child_name, child in list(m.named_children()):
-            if type(child) is nn.Conv2d:
-                new = TimmStdConv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                                    child.dilation, child.groups, child.bias is not None)
-                setattr(m, child_name, new)
-    return model
+    return _replace_convs(model, lambda c: TimmStdConv2d(*_conv_args(c)))
+
+def _timm_scaled_std_conv(model):
+    from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
+    return _replace_convs(model, lambda c: TimmScaledStdConv2d(*_conv_args(c), gamma=RELU_GAMMA))
 
 def timm_available():
     "True when timm can be imported (the timm reference rows are skipped otherwise)."
@@ -57,16 +69,21 @@ def timm_available():
     except ImportError: return False
 
 VARIANTS = {
-    'plain':                 lambda m: m,
-    'MaxScale (layer)':      lambda m: reparametrize(m, MaxScale),
-    'WeightNorm':            lambda m: reparametrize(m, WeightNorm),
-    'WS (convs)':            lambda m: reparametrize(m, WeightStandardization, types=nn.Conv2d),
-    'scaled WS (convs)':     lambda m: reparametrize(m, partial(ScaledWeightStandardization, RELU_GAMMA), types=nn.Conv2d),
+    'plain':                  lambda m: m,
+    'floor: w·1':             lambda m: reparametrize(m, TimesOne),
+    'MaxScale (layer)':       lambda m: reparametrize(m, MaxScale),
+    'WeightNorm':             lambda m: reparametrize(m, WeightNorm),
+    'WS (convs)':             lambda m: reparametrize(m, WeightStandardization, types=nn.Conv2d),
+    'scaled WS (convs)':      lambda m: reparametrize(m, partial(ScaledWeightStandardization, RELU_GAMMA), types=nn.Conv2d),
     'ref: torch weight_norm': _torch_weight_norm,
-    'ref: naive WS (blog)':  lambda m: reparametrize(m, NaiveWS, types=nn.Conv2d),
+    'ref: naive WS (blog)':   lambda m: reparametrize(m, NaiveWS, types=nn.Conv2d),
     'ref: naive max (forum)': lambda m: reparametrize(m, NaiveMax),
-    'ref: timm StdConv2d':   _timm_std_conv,
+    'ref: timm StdConv2d':    _timm_std_conv,
+    'ref: timm ScaledStdConv2d': _timm_scaled_std_conv,
 }
+TIMM_VARIANTS = ('ref: timm StdConv2d', 'ref: timm ScaledStdConv2d')
+REFERENCES = {'MaxScale (layer)': ('ref: naive max (forum)',), 'WeightNorm': ('ref: torch weight_norm',),
+              'WS (convs)': ('ref: naive WS (blog)', 'ref: timm StdConv2d'), 'scaled WS (convs)': ('ref: timm ScaledStdConv2d',)}
 
 # %% ../nbs/11_bench.ipynb #3ee2194b
 def time_train_step(model, x, y, steps=3):
@@ -83,12 +100,11 @@ def time_train_step(model, x, y, steps=3):
 
 @torch.no_grad()
 def time_inference(model, x, steps=3):
-    "Seconds per eval-mode forward pass with parametrized weights computed once per pass."
+    "Seconds per eval-mode forward pass under `no_grad`, after one warm-up pass."
     model.eval()
-    with parametrize.cached(): model(x)
+    model(x)
     t = time.perf_counter()
-    for _ in range(steps):
-        with parametrize.cached(): model(x)
+    for _ in range(steps): model(x)
     return (time.perf_counter() - t) / steps
 
 def interleaved(fns: dict, rounds=5):
@@ -109,10 +125,11 @@ SETUPS = {'course CNN 28×28 bs256': (course_cnn, (1, 28, 28), 256),
           'ResNet-18 32×32 bs128': (resnet18, (3, 32, 32), 128)}
 QUICK_SETUPS = {'course CNN 28×28 bs32': (course_cnn, (1, 28, 28), 32)}
 
-def bench_parametrizations(setups=None, variants=None, rounds=5, steps=3, seed=0):
+def bench_parametrizations(setups=None, variants=None, rounds=7, steps=2, seed=0):
     "Rows of (setup, variant, train s/step, train ratio, inference s, inference ratio) for every setup and variant."
     setups, variants = setups or SETUPS, dict(variants or VARIANTS)
-    if not timm_available(): variants.pop('ref: timm StdConv2d', None)
+    if not timm_available():
+        for v in TIMM_VARIANTS: variants.pop(v, None)
     rows = []
     for sname, (make, shape, bs) in setups.items():
         torch.manual_seed(seed)
@@ -162,13 +179,35 @@ def bench_data_pipeline(rounds=3, bs=256):
     return t['DataLoader + ToTensor'], t['get_dls']
 
 # %% ../nbs/11_bench.ipynb #13f6902a
+def machine():
+    "The CPU's model name where the OS reports it, else the architecture; with the number of logical CPUs."
+    name = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f: name = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
 def header(threads):
-    return (f"wscourse.bench — {datetime.date.today()} — torch {torch.__version__} — {platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} thread(s){'' if threads else ' (default)'}")
+    return (f"wscourse.bench — {datetime.date.today()} — torch {torch.__version__} — {machine()} — "
+            f"{torch.get_num_threads()} torch thread(s){'' if threads else ' (default)'}")
 
 def format_rows(rows):
     lines = [f"{'setup':24} {'variant':24} {'train s/step':>12} {'× plain':>8} {'infer s':>9} {'× plain':>8}"]
     lines += [f"{s:24} {v:24} {t:>12.4f} {tr:>8.2f} {i:>9.4f} {ir:>8.2f}" for s, v, t, tr, i, ir in rows]
+    return '\n'.join(lines)
+
+def target_summary(rows):
+    "For each setup and course method: its train-step ratio, the floor's, and the best reference's for the same method."
+    ratio = {(r[0], r[1]): r[3] for r in rows}
+    lines = [f"{'setup':24} {'method':18} {'× plain':>8} {'floor':>6} {'best reference':>28} {'half its overhead':>18}"]
+    for setup in dict.fromkeys(r[0] for r in rows):
+        for method, refs in REFERENCES.items():
+            if (setup, method) not in ratio: continue
+            found = [(ratio[setup, r], r) for r in refs if (setup, r) in ratio]
+            best = min(found) if found else None
+            ref = f"{best[1][5:]} {best[0]:.2f}" if best else '-'
+            half = f"{1 + (best[0] - 1) / 2:.2f}" if best else '-'
+            lines.append(f"{setup:24} {method:18} {ratio[setup, method]:>8.2f} {ratio.get((setup, 'floor: w·1'), float('nan')):>6.2f} {ref:>28} {half:>18}")
     return '\n'.join(lines)
 
 def main(argv=None):
@@ -177,18 +216,40 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true', help='smoke run: small model, few rounds')
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch decides)')
     ap.add_argument('--rounds', type=int, default=None, help='rounds per measurement (median is reported)')
+    ap.add_argument('--save', default=None, help='also write the results to this JSON file')
     args = ap.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1: ap.error('--threads must be >= 1')
         torch.set_num_threads(args.threads)
-    rounds = args.rounds or (2 if args.quick else 5)
+    rounds = args.rounds or (2 if args.quick else 7)
     print(header(args.threads))
-    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, steps=1)
+    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, steps=1 if args.quick else 2)
     print(format_rows(rows))
-    print(f"ActivationStats train step × plain: {bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1):.2f}")
+    print(target_summary(rows))
+    stats_ratio = bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 2)
+    print(f"ActivationStats train step × plain: {stats_ratio:.2f}")
     slow, fast = bench_data_pipeline(rounds=2 if args.quick else 3)
     print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")
+    if args.save:
+        with open(args.save, 'w') as f:
+            json.dump(dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__,
+                           machine=machine(), threads=torch.get_num_threads(),
+                           rows=[list(r) for r in rows], activation_stats=stats_ratio, data_pipeline=[slow, fast]), f, indent=1)
     return rows
 
 # %% ../nbs/11_bench.ipynb #9278b055
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
+
+# %% ../nbs/11_bench.ipynb #f5bf4f2a
+def load_run(path):
+    "A benchmark run saved by `main(['--save', path])`, as a dict (rows as tuples)."
+    with open(path) as f: run = json.load(f)
+    run['rows'] = [tuple(r) for r in run['rows']]
+    return run
+
+def show_run(run):
+    "Print a saved run the way `main` printed it."
+    print(run['header']); print(format_rows(run['rows'])); print(target_summary(run['rows']))
+    slow, fast = run['data_pipeline']
+    print(f"ActivationStats train step × plain: {run['activation_stats']:.2f}")
+    print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")

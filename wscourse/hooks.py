@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_hooks.ipynb #3c7e5012
 from __future__ import annotations
+import math
 from functools import partial
 
 import torch
@@ -12,7 +13,8 @@ from torch import nn
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'ActivationStats']
+__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
+           'ActivationStats']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
 class Hook:
@@ -70,13 +72,23 @@ class HooksCallback(Callback):
     def __len__(self): return len(self.hooks)
 
 # %% ../nbs/02_hooks.ipynb #18960461
-def floor_fraction(x: torch.Tensor, rtol=1e-6):
+def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     "Share of the elements of `x` equal (up to `rtol`) to its minimum: the dead share of a ReLU-like output."
     if x.numel() == 0: return float('nan')
     lo = x.min()
-    return (x <= lo + rtol * max(1., lo.abs().item())).float().mean().item()
+    at_floor = torch.le(x, lo + rtol * max(1., lo.abs().item()), out=torch.empty_like(x) if scratch is None else scratch)
+    return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
 
-# %% ../nbs/02_hooks.ipynb #46adf7c8
+# %% ../nbs/02_hooks.ipynb #f4b68cd0
+def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None):
+    "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
+    scratch = torch.empty_like(x) if scratch is None else scratch
+    index = torch.empty(x.shape, dtype=torch.int64, device=x.device) if index is None else index
+    torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)
+    index.copy_(scratch).add_(1)                                   # 0: below low (or NaN), bins + 1: at or above high
+    return torch.bincount(index.view(-1), minlength=bins + 2)[1:-1].float()
+
+# %% ../nbs/02_hooks.ipynb #71fd9bd2
 class ActivationStats(HooksCallback):
     "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training."
     def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False):
@@ -87,13 +99,28 @@ class ActivationStats(HooksCallback):
 
     def before_fit(self, learn):
         super().before_fit(learn)
-        for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
+        for h in self.hooks: h.means, h.stds, h.deads, h.hists, h.scratch = [], [], [], [], None
+
+    def _scratch(self, hook, a):
+        "The hook's reusable (float, int64) scratch tensors shaped like `a`."
+        s = hook.scratch
+        if s is None or s[0].shape != a.shape or s[0].dtype != a.dtype or s[0].device != a.device:
+            s = hook.scratch = (torch.empty_like(a), torch.empty(a.shape, dtype=torch.int64, device=a.device))
+        return s
 
     def _record(self, hook, mod, inp, out):
-        a = out.detach().float()
-        hook.means.append(a.mean().item()); hook.stds.append(a.std().item())
-        hook.deads.append(floor_fraction(a))
-        hook.hists.append(torch.histc(a.cpu(), self.bins, *self.hist_range))
+        a = out.detach()
+        if not a.is_floating_point(): a = a.float()
+        scratch, index = self._scratch(hook, a)
+        n, mean = a.numel(), a.mean()
+        std = torch.linalg.vector_norm(torch.sub(a, mean, out=scratch)) / math.sqrt(n - 1) if n > 1 else a.new_tensor(float('nan'))
+        hook.means.append(mean.item()); hook.stds.append(std.item())
+        hook.deads.append(floor_fraction(a, scratch=scratch))
+        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index).cpu())
+
+    def remove(self):
+        for h in self.hooks: h.scratch = None                      # free the scratch memory with the hooks
+        super().remove()
 
     @property
     def means(self): return torch.tensor([h.means for h in self.hooks])

@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils import parametrize
 
 # %% auto #0
-__all__ = ['MaxScale', 'reparametrize', 'bake', 'small_convnet', 'Gain', 'max_scale_with_gain']
+__all__ = ['BLOCK', 'max_scale', 'MaxScaleFunction', 'CachedInEval', 'MaxScale', 'reparametrize', 'bake', 'small_convnet', 'Gain',
+           'max_scale_with_gain']
 
 # %% ../nbs/06_weight_scaling.ipynb #b776018d
 def _check_dim(dim, ndim=None):
@@ -29,21 +31,110 @@ def _check_float(w, what='weight'):
 
 def _other_dims(w, dim): return [d for d in range(w.ndim) if d != dim]
 
-class MaxScale(nn.Module):
-    "Parametrization w → w / max|w|, over the whole tensor (`dim=None`) or per slice along `dim`."
+def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
+    "w / max|w| over the whole tensor (`dim=None`) or per slice along `dim`, the straightforward way (autograd does the backward)."
+    _check_float(w)
+    dim = _check_dim(dim, w.ndim)
+    a = w.abs()
+    m = a.amax() if dim is None or w.ndim == 1 else a.amax(dim=_other_dims(w, dim), keepdim=True)
+    if detach: m = m.detach()
+    return w / m.clamp_min(eps)
+
+# %% ../nbs/06_weight_scaling.ipynb #5d323803
+def _rowsum(t): return t.sum(1, keepdim=True)
+
+def _rowdot(a, b, scratch):
+    "Per-row dot product of (rows, n) tensors `a` and `b`, shaped (rows, 1); may overwrite `scratch` (same shape)."
+    if a.shape[0] == 1: return torch.dot(a.reshape(-1), b.reshape(-1)).view(1, 1)
+    return _rowsum(torch.mul(a, b, out=scratch))
+
+def _as_rows(w, dim):
+    "`w` as a (slices, n) view or copy with one row per slice along `dim` (one row for `dim=None`); None for other dims."
+    if dim is None or w.ndim <= 1: return w.reshape(1, -1)
+    return w.reshape(w.shape[0], -1) if dim == 0 else None
+
+BLOCK = 4096
+
+def _block_absmax(flat):
+    "max|x| over each block of `BLOCK` consecutive entries of a 1-D tensor (the last block may be shorter)."
+    k = flat.numel() // BLOCK
+    head, tail = flat[:k * BLOCK].view(k, BLOCK), flat[k * BLOCK:]
+    parts = [torch.maximum(head.amax(1), head.amin(1).neg())] if k else []
+    if tail.numel(): parts.append(torch.maximum(tail.amax(), tail.amin().neg()).view(1))
+    return torch.cat(parts)
+
+def _positions_of(flat, value, block_absmax):
+    "Indices of the entries of 1-D `flat` with |entry| == `value`, looking only inside blocks whose max|x| is `value`."
+    blocks = (block_absmax == value).nonzero().squeeze(1)
+    k = flat.numel() // BLOCK
+    head = blocks[blocks < k]
+    r, c = (flat[:k * BLOCK].view(k, BLOCK)[head].abs() == value).nonzero(as_tuple=True)
+    found = [head[r] * BLOCK + c]
+    if (blocks == k).any(): found.append((flat[k * BLOCK:].abs() == value).nonzero().squeeze(1) + k * BLOCK)
+    return torch.cat(found)
+
+class MaxScaleFunction(torch.autograd.Function):
+    "Each row of a 2-D `w` divided by max(its largest |entry|, eps); backward in closed form, ties sharing like `amax`."
+    @staticmethod
+    def forward(ctx, w, detach, eps):
+        if w.shape[0] == 1:                           # the whole tensor: keep each block's max to find the argmax later
+            block_max = _block_absmax(w.view(-1))
+            m = block_max.max().view(1, 1)
+        else: block_max, m = None, torch.maximum(w.amax(1, keepdim=True), w.amin(1, keepdim=True).neg())
+        mc = m.clamp_min(eps)
+        y = w / mc                                    # a division, so |y| == 1 exactly where |w| is the max
+        ctx.detach, ctx.block_max = detach, block_max
+        ctx.save_for_backward(w, y, m, mc, m >= eps)
+        return y
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        w, y, m, mc, active = ctx.saved_tensors      # active: rows whose max is above eps (else s is the constant eps)
+        if ctx.detach or not active.any(): return gy / mc, None, None
+        scratch = torch.empty_like(gy)
+        d_max = torch.where(active, -_rowdot(gy, w, scratch) / (mc * mc), 0.)   # ∂L/∂s for each row
+        if ctx.block_max is not None:                 # one row: add the term at the few maxima only
+            at = _positions_of(w.view(-1), m.view(()), ctx.block_max)
+            gw = torch.div(gy, mc, out=scratch).view(-1)
+            gw[at] += w.view(-1)[at].sign() * (d_max.view(()) / at.numel())
+            return gw.view_as(gy), None, None
+        at_max = torch.abs(y, out=scratch).eq_(1)    # 1. at each row's maxima, 0. elsewhere
+        share = d_max / _rowsum(at_max).clamp_min_(1)   # a row below eps has no maxima marked (and d_max = 0)
+        return at_max.mul_(y).mul_(share).addcmul_(gy, 1 / mc), None, None
+
+# %% ../nbs/06_weight_scaling.ipynb #616d0f57
+def _version(t): return None if t.is_inference() else t._version
+
+class CachedInEval(nn.Module):
+    "Base for parametrizations: `compute` their inputs, reusing the last result in eval mode with gradients off while the inputs are unchanged."
+    _cache = None
+    def compute(self, *tensors): raise NotImplementedError
+    def forward(self, *tensors):
+        if self.training or torch.is_grad_enabled():
+            self._cache = None
+            return self.compute(*tensors)
+        key = [(_version(t), t.data_ptr(), t.dtype, t.device, t.shape) for t in tensors]
+        c = self._cache
+        if c is not None and all(a is b for a, b in zip(c[0], tensors)) and c[1] == key and _version(c[2]) == c[3]: return c[2]
+        out = self.compute(*tensors)
+        self._cache = (tensors, key, out, _version(out))
+        return out
+    def clear_cache(self): self._cache = None
+
+class MaxScale(CachedInEval):
+    "Parametrization w → w / max|w|, over the whole tensor (`dim=None`) or per slice along `dim`; closed-form backward."
     def __init__(self, dim=None, detach=False, eps=1e-12):
         super().__init__()
         self.dim, self.detach, self.eps = _check_dim(dim), detach, eps
-    def forward(self, w):
+    def compute(self, w):
         _check_float(w)
         dim = _check_dim(self.dim, w.ndim)
-        a = w.abs()
-        m = a.amax() if dim is None or w.ndim == 1 else a.amax(dim=_other_dims(w, dim), keepdim=True)
-        if self.detach: m = m.detach()
-        return w / m.clamp_min(self.eps)
+        rows = _as_rows(w, dim)
+        if rows is None: return max_scale(w, dim, self.detach, self.eps)
+        return MaxScaleFunction.apply(rows, self.detach, self.eps).view(w.shape)
     def extra_repr(self): return f"dim={self.dim}, detach={self.detach}"
 
-# %% ../nbs/06_weight_scaling.ipynb #1a024f68
+# %% ../nbs/06_weight_scaling.ipynb #5636be6d
 def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Conv2d, nn.Linear), name='weight'):
     "Register `make()` as a parametrization of `name` on every module of `model` that is an instance of `types`."
     if isinstance(types, type): types = (types,)
@@ -67,7 +158,7 @@ def bake(model: nn.Module):
                 parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     return model
 
-# %% ../nbs/06_weight_scaling.ipynb #2ec4c527
+# %% ../nbs/06_weight_scaling.ipynb #0bab28cc
 def small_convnet(n_in=1, size=28, n_classes=10, widths=(16, 32), hidden=128):
     "The forum's ConvNet with consistent shapes: two 5×5 conv + ReLU + 2×2 max-pool blocks, a hidden Linear, a head."
     c1, c2 = widths
@@ -76,7 +167,7 @@ def small_convnet(n_in=1, size=28, n_classes=10, widths=(16, 32), hidden=128):
     return nn.Sequential(nn.Conv2d(n_in, c1, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
                          nn.Flatten(), nn.Linear(c2 * s * s, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
 
-# %% ../nbs/06_weight_scaling.ipynb #9ad8df2b
+# %% ../nbs/06_weight_scaling.ipynb #25075fd9
 class Gain(nn.Module):
     "Parametrization w → gain · w with a learnable scalar `gain` (the scale a normalized weight cannot express)."
     def __init__(self, init=1.):

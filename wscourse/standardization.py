@@ -10,11 +10,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .scaling import _check_float
+import torch.nn.functional as F
+
+from torch.autograd.function import once_differentiable
+
+from .scaling import _check_float, _rowsum, _rowdot, CachedInEval
 
 # %% auto #0
-__all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdConv2d', 'ScaledWeightStandardization', 'res_block',
-           'ResBlock', 'small_resnet']
+__all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdConv2d', 'scaled_standardize',
+           'ScaledStandardizeFunction', 'ScaledWeightStandardization', 'res_block', 'ResBlock', 'small_resnet']
 
 # %% ../nbs/09_weight_standardization.ipynb #0b12b573
 def _fan_dims(w):
@@ -33,26 +37,62 @@ def standardize(w: torch.Tensor, eps=1e-5):
     var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
     return (w - mean) * torch.rsqrt(var + eps)
 
-class WeightStandardization(nn.Module):
+class WeightStandardization(CachedInEval):
     "Parametrization w → (w − mean) / √(var + eps) per output channel (biased variance, eps inside the root)."
     def __init__(self, eps=1e-5):
         super().__init__()
         if not eps > 0: raise ValueError(f"eps must be positive, got {eps}")
         self.eps = eps
-    def forward(self, w): return standardize(w, self.eps)
+    def compute(self, w):
+        _check_float(w)
+        _, fan = _fan_dims(w)
+        return F.layer_norm(w.reshape(w.shape[0], fan), (fan,), eps=self.eps).view(w.shape)   # one row per output channel
     def extra_repr(self): return f"eps={self.eps}"
 
-# %% ../nbs/09_weight_standardization.ipynb #d3095276
+# %% ../nbs/09_weight_standardization.ipynb #39874827
 class StdConv2d(nn.Conv2d):
     "`nn.Conv2d` whose weight is weight-standardized (a registered `WeightStandardization`)."
     def __init__(self, *args, eps=1e-5, **kwargs):
         super().__init__(*args, **kwargs)
         parametrize.register_parametrization(self, 'weight', WeightStandardization(eps))
 
-# %% ../nbs/09_weight_standardization.ipynb #3256c5dc
+# %% ../nbs/09_weight_standardization.ipynb #98de9a03
 RELU_GAMMA = math.sqrt(2 / (1 - 1 / math.pi))
 
-class ScaledWeightStandardization(nn.Module):
+def scaled_standardize(w: torch.Tensor, gain: torch.Tensor, gamma=1., eps=1e-4):
+    "Per output channel: gain · gamma · (w − mean) / √max(biased var · fan, eps), as written (autograd does the backward)."
+    _check_float(w)
+    dims, fan = _fan_dims(w)
+    var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
+    return (w - mean) * torch.rsqrt((var * fan).clamp_min(eps)) * (gain.view(-1, *[1] * (w.ndim - 1)) * gamma)
+
+class ScaledStandardizeFunction(torch.autograd.Function):
+    "k · (w − mean) / √max(Σ(w − mean)², eps) for each row of a 2-D `w`, k = gain · gamma; backward in closed form."
+    @staticmethod
+    def forward(ctx, w, gain, gamma, eps):
+        mean = _rowsum(w) / w.shape[1]
+        y = w - mean
+        ss = torch.linalg.vector_norm(y, dim=1, keepdim=True).square_()
+        r = torch.rsqrt(ss.clamp_min(eps))
+        k = gain.reshape(-1, 1) * gamma
+        y.mul_(r * k)
+        ctx.gamma = gamma
+        ctx.save_for_backward(w, mean, y, r, k, ss >= eps, gain)
+        return y
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        w, mean, y, r, k, active, gain = ctx.saved_tensors      # active: rows whose Σ(w − mean)² is above eps
+        scratch = torch.empty_like(gy)
+        d = _rowdot(gy, y, scratch) / k                         # G · ŷ per row, ŷ = y / k the normalized row
+        zero = (k == 0).squeeze(1)
+        if zero.any():                                          # y / k is 0/0 there: compute G · ŷ from w
+            d[zero] = _rowsum(gy[zero] * (w[zero] - mean[zero])) * r[zero]
+        rk = r * k
+        gw = torch.addcmul(-rk * _rowsum(gy) / gy.shape[1], y, torch.where(active, -r * d, 0.), out=scratch).addcmul_(gy, rk)
+        return gw, (d * ctx.gamma).reshape(gain.shape), None, None
+
+class ScaledWeightStandardization(CachedInEval):
     "Parametrization w → gain · gamma · (w − mean) / √max(var · fan, eps), with a learnable per-output-channel `gain`."
     def __init__(self, gamma=1., eps=1e-4, n_out=None):
         super().__init__()
@@ -66,15 +106,14 @@ class ScaledWeightStandardization(nn.Module):
     def right_inverse(self, w):
         _check_float(w); _fan_dims(w); self._make_gain(w)
         return w
-    def forward(self, w):
+    def compute(self, w):
         _check_float(w); self._make_gain(w)
-        dims, fan = _fan_dims(w)
-        var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
-        gain = self.gain.to(w.dtype).view(-1, *[1] * (w.ndim - 1))
-        return (w - mean) * torch.rsqrt((var * fan).clamp_min(self.eps)) * (gain * self.gamma)
+        _, fan = _fan_dims(w)
+        rows = w.reshape(w.shape[0], fan)
+        return ScaledStandardizeFunction.apply(rows, self.gain.to(w.dtype), self.gamma, self.eps).view(w.shape)
     def extra_repr(self): return f"gamma={self.gamma:.4g}, eps={self.eps}"
 
-# %% ../nbs/09_weight_standardization.ipynb #8f9ebbc8
+# %% ../nbs/09_weight_standardization.ipynb #abb7acc5
 def res_block(ni, nf, stride, norm, conv=nn.Conv2d):
     "Two 3×3 convs with `norm` layers and a residual path (a 1×1 conv when the shape changes)."
     body = nn.Sequential(conv(ni, nf, 3, stride, 1, bias=False), norm(nf), nn.ReLU(),

@@ -8,10 +8,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .scaling import _check_dim, _check_float, _other_dims
+from torch.autograd.function import once_differentiable
+
+from .scaling import _check_dim, _check_float, _other_dims, _as_rows, _rowdot, CachedInEval
 
 # %% auto #0
-__all__ = ['norm_except', 'WeightNorm', 'weight_norm']
+__all__ = ['norm_except', 'WeightNormFunction', 'WeightNorm', 'weight_norm']
 
 # %% ../nbs/07_weight_norm.ipynb #752bccd2
 def norm_except(v: torch.Tensor, dim=None, eps=1e-12):
@@ -20,12 +22,37 @@ def norm_except(v: torch.Tensor, dim=None, eps=1e-12):
     n = torch.linalg.vector_norm(v) if dim is None else torch.linalg.vector_norm(v, dim=_other_dims(v, dim), keepdim=True)
     return n.clamp_min(eps)
 
-class WeightNorm(nn.Module):
+class WeightNormFunction(torch.autograd.Function):
+    "g · v / max(‖v‖, eps) for each row of a 2-D `v` (g shaped (rows, 1)); backward in closed form."
+    @staticmethod
+    def forward(ctx, g, v, eps):
+        n = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        nc = n.clamp_min(eps)
+        s = g / nc
+        ctx.save_for_backward(v, nc, s, n >= eps)
+        return v * s
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        v, nc, s, active = ctx.saved_tensors         # active: rows whose norm is above eps
+        scratch = torch.empty_like(gy)
+        d = _rowdot(gy, v, scratch)                  # G · v per row
+        gv = torch.mul(gy, s, out=scratch).addcmul_(v, torch.where(active, -s * d / (nc * nc), 0.))
+        return d / nc, gv, None
+
+class WeightNorm(CachedInEval):
     "Parametrization (g, v) → g · v / ‖v‖, norms taken over all dims but `dim` (whole tensor if None)."
     def __init__(self, dim=0, eps=1e-12):
         super().__init__()
         self.dim, self.eps = _check_dim(dim), eps
-    def forward(self, g, v): return g * (v / norm_except(v, self.dim, self.eps))
+    def compute(self, g, v):
+        dim = _check_dim(self.dim, v.ndim)
+        if dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1):
+            w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
+            if bool(norms.amin() >= self.eps): return w                # it divides by the raw norm: NaN for a zero row
+        rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
+        if rows is None: return g * (v / norm_except(v, dim, self.eps))      # the formula, as written
+        return WeightNormFunction.apply(g.reshape(rows.shape[0], 1), rows, self.eps).view(v.shape)
     def right_inverse(self, w):
         _check_float(w)
         g = norm_except(w, self.dim, 0.)
