@@ -125,7 +125,7 @@ SETUPS = {'course CNN 28×28 bs256': (course_cnn, (1, 28, 28), 256),
           'ResNet-18 32×32 bs128': (resnet18, (3, 32, 32), 128)}
 QUICK_SETUPS = {'course CNN 28×28 bs32': (course_cnn, (1, 28, 28), 32)}
 
-def bench_parametrizations(setups=None, variants=None, rounds=7, steps=2, seed=0):
+def bench_parametrizations(setups=None, variants=None, rounds=7, steps=3, infer_steps=6, seed=0):
     "Rows of (setup, variant, train s/step, train ratio, inference s, inference ratio) for every setup and variant."
     setups, variants = setups or SETUPS, dict(variants or VARIANTS)
     if not timm_available():
@@ -137,7 +137,7 @@ def bench_parametrizations(setups=None, variants=None, rounds=7, steps=2, seed=0
         x, y = torch.randn(bs, *shape), torch.randint(0, 10, (bs,))
         models = {v: f(copy.deepcopy(base)) for v, f in variants.items()}
         train = interleaved({v: partial(time_train_step, m, x, y, steps) for v, m in models.items()}, rounds)
-        infer = interleaved({v: partial(time_inference, m, x, steps) for v, m in models.items()}, rounds)
+        infer = interleaved({v: partial(time_inference, m, x, infer_steps) for v, m in models.items()}, rounds)
         for v in models:
             rows.append((sname, v, train[v], train[v] / train['plain'], infer[v], infer[v] / infer['plain']))
     return rows
@@ -223,10 +223,10 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 7)
     print(header(args.threads))
-    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, steps=1 if args.quick else 2)
+    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, **(dict(steps=1, infer_steps=1) if args.quick else {}))
     print(format_rows(rows))
     print(target_summary(rows))
-    stats_ratio = bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 2)
+    stats_ratio = bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 3)
     print(f"ActivationStats train step × plain: {stats_ratio:.2f}")
     slow, fast = bench_data_pipeline(rounds=2 if args.quick else 3)
     print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")
