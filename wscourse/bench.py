@@ -70,6 +70,7 @@ def timm_available():
 
 VARIANTS = {
     'plain':                  lambda m: m,
+    'plain, 2nd copy':        lambda m: m,
     'floor: w·1':             lambda m: reparametrize(m, TimesOne),
     'MaxScale (layer)':       lambda m: reparametrize(m, MaxScale),
     'WeightNorm':             lambda m: reparametrize(m, WeightNorm),

@@ -83,7 +83,7 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None):
     "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
     scratch = torch.empty_like(x) if scratch is None else scratch
-    index = torch.empty(x.shape, dtype=torch.int64, device=x.device) if index is None else index
+    index = torch.empty(x.shape, dtype=torch.int32, device=x.device) if index is None else index
     torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)
     index.copy_(scratch).add_(1)                                   # 0: below low (or NaN), bins + 1: at or above high
     return torch.bincount(index.view(-1), minlength=bins + 2)[1:-1].float()
@@ -102,10 +102,10 @@ class ActivationStats(HooksCallback):
         for h in self.hooks: h.means, h.stds, h.deads, h.hists, h.scratch = [], [], [], [], None
 
     def _scratch(self, hook, a):
-        "The hook's reusable (float, int64) scratch tensors shaped like `a`."
+        "The hook's reusable (float, int32) scratch tensors shaped like `a`."
         s = hook.scratch
         if s is None or s[0].shape != a.shape or s[0].dtype != a.dtype or s[0].device != a.device:
-            s = hook.scratch = (torch.empty_like(a), torch.empty(a.shape, dtype=torch.int64, device=a.device))
+            s = hook.scratch = (torch.empty_like(a), torch.empty(a.shape, dtype=torch.int32, device=a.device))
         return s
 
     def _record(self, hook, mod, inp, out):
