@@ -91,7 +91,7 @@ class MaxScaleFunction(torch.autograd.Function):
     def backward(ctx, gy):
         w, y, m, mc, active = ctx.saved_tensors      # active: rows whose max is above eps (else s is the constant eps)
         if ctx.detach or not active.any(): return gy / mc, None, None
-        scratch = torch.empty_like(gy)
+        scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
         d_max = torch.where(active, -_rowdot(gy, w, scratch) / (mc * mc), 0.)   # ∂L/∂s for each row
         if ctx.block_max is not None:                 # one row: add the term at the few maxima only
             at = _positions_of(w.view(-1), m.view(()), ctx.block_max)
