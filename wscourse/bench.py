@@ -10,7 +10,6 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 
 from .data import get_dls
 from .init import deep_cnn, init_weights
@@ -23,8 +22,8 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'NaiveWS', 'NaiveMax', 'TimesOne',
            'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'course_cnn', 'resnet18',
-           'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline', 'machine', 'header',
-           'format_rows', 'target_summary', 'main', 'load_run', 'show_run']
+           'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine',
+           'header', 'format_rows', 'target_summary', 'main']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -180,6 +179,21 @@ def bench_data_pipeline(rounds=3, bs=256):
     return t['DataLoader + ToTensor'], t['get_dls']
 
 # %% ../nbs/11_bench.ipynb #13f6902a
+def load_run(path):
+    "A benchmark run saved by `main(['--save', path])`, as a dict (rows as tuples)."
+    with open(path) as f: run = json.load(f)
+    run['rows'] = [tuple(r) for r in run['rows']]
+    return run
+
+def show_run(run, with_header=True):
+    "Print a run's tables and figures (`main` prints its header first, so it passes `with_header=False`)."
+    if with_header: print(run['header'])
+    print(format_rows(run['rows'])); print(target_summary(run['rows']))
+    slow, fast = run['data_pipeline']
+    print(f"ActivationStats train step × plain: {run['activation_stats']:.2f}")
+    print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")
+
+# %% ../nbs/11_bench.ipynb #9278b055
 def machine():
     "The CPU's model name where the OS reports it, else the architecture; with the number of logical CPUs."
     name = platform.processor() or platform.machine()
@@ -225,32 +239,14 @@ def main(argv=None):
     rounds = args.rounds or (2 if args.quick else 7)
     print(header(args.threads))
     rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, **(dict(steps=1, infer_steps=1) if args.quick else {}))
-    print(format_rows(rows))
-    print(target_summary(rows))
-    stats_ratio = bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 3)
-    print(f"ActivationStats train step × plain: {stats_ratio:.2f}")
-    slow, fast = bench_data_pipeline(rounds=2 if args.quick else 3)
-    print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")
+    run = dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__, machine=machine(),
+               threads=torch.get_num_threads(), rows=rows,
+               activation_stats=bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 3),
+               data_pipeline=list(bench_data_pipeline(rounds=2 if args.quick else 3)))
+    show_run(run, with_header=False)
     if args.save:
-        with open(args.save, 'w') as f:
-            json.dump(dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__,
-                           machine=machine(), threads=torch.get_num_threads(),
-                           rows=[list(r) for r in rows], activation_stats=stats_ratio, data_pipeline=[slow, fast]), f, indent=1)
+        with open(args.save, 'w') as f: json.dump({**run, 'rows': [list(r) for r in rows]}, f, indent=1)
     return rows
 
-# %% ../nbs/11_bench.ipynb #9278b055
+# %% ../nbs/11_bench.ipynb #bcd03f8b
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
-
-# %% ../nbs/11_bench.ipynb #f5bf4f2a
-def load_run(path):
-    "A benchmark run saved by `main(['--save', path])`, as a dict (rows as tuples)."
-    with open(path) as f: run = json.load(f)
-    run['rows'] = [tuple(r) for r in run['rows']]
-    return run
-
-def show_run(run):
-    "Print a saved run the way `main` printed it."
-    print(run['header']); print(format_rows(run['rows'])); print(target_summary(run['rows']))
-    slow, fast = run['data_pipeline']
-    print(f"ActivationStats train step × plain: {run['activation_stats']:.2f}")
-    print(f"epoch over digits: DataLoader + ToTensor {slow * 1e3:.1f} ms, get_dls {fast * 1e3:.2f} ms: get_dls {slow / fast:.0f}× faster")
