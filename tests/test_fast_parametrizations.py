@@ -85,10 +85,25 @@ def test_scaled_weight_standardization_matches_formula(w, zero_gain):
 def test_second_derivative_is_an_error_not_a_wrong_answer():
     for p, args in ((MaxScale(), (torch.randn(3, 4, requires_grad=True),)),
                     (WeightNorm(None), (torch.rand((), requires_grad=True), torch.randn(3, 4, requires_grad=True))),  # dim=0 runs torch's kernel
-                    (ScaledWeightStandardization(n_out=3), (torch.randn(3, 4, requires_grad=True),))):
+                    (ScaledWeightStandardization(n_out=3), (torch.zeros(3, 4).index_fill_(0, torch.tensor([1]), 1.)  # σ² below eps:
+                                                            .requires_grad_(),))):                                  # the closed form
         y = p(*args)
         g = torch.autograd.grad(y.pow(2).sum(), args[-1], create_graph=True)[0]
         with pytest.raises(RuntimeError, match='once_differentiable'): g.sum().backward()
+
+def test_scaled_ws_second_derivative_through_group_norm():
+    "Away from the eps floor scaled WS runs torch's group norm, whose second derivative is the formula's."
+    torch.manual_seed(0)
+    w = torch.randn(4, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    sws = ScaledWeightStandardization(RELU_GAMMA, n_out=4).double()
+    with torch.no_grad(): sws.gain.uniform_(0.5, 1.5)
+    assert torch.autograd.gradgradcheck(sws, (w,))
+    assert torch.autograd.gradgradcheck(lambda w_: scaled_standardize(w_, sws.gain, RELU_GAMMA, 1e-4), (w,))
+    G = torch.randn_like(w)
+    def hvp(f):
+        g, = torch.autograd.grad((f(w) * G).sum(), w, create_graph=True)
+        return torch.autograd.grad(g.pow(2).sum(), w)[0]
+    torch.testing.assert_close(hvp(sws), hvp(lambda w_: scaled_standardize(w_, sws.gain, RELU_GAMMA, 1e-4)), rtol=1e-9, atol=1e-12)
 
 PARAMETRIZATIONS = [MaxScale, WeightNorm, WeightStandardization, lambda: ScaledWeightStandardization(RELU_GAMMA)]
 

@@ -46,7 +46,8 @@ class WeightStandardization(CachedInEval):
     def compute(self, w):
         _check_float(w)
         _, fan = _fan_dims(w)
-        return F.layer_norm(w.reshape(w.shape[0], fan), (fan,), eps=self.eps).view(w.shape)   # one row per output channel
+        n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
+        return F.group_norm(w.reshape(1, n_out, fan), n_out, eps=self.eps).view(w.shape)
     def extra_repr(self): return f"eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #39874827
@@ -109,8 +110,13 @@ class ScaledWeightStandardization(CachedInEval):
     def compute(self, w):
         _check_float(w); self._make_gain(w)
         _, fan = _fan_dims(w)
-        rows = w.reshape(w.shape[0], fan)
-        return ScaledStandardizeFunction.apply(rows, self.gain.to(w.dtype), self.gamma, self.eps).view(w.shape)
+        n_out, gain = w.shape[0], self.gain.to(w.dtype)
+        # Where every row has σ²·n ≥ eps the formula is group norm without eps (one group per row) with the per-row scale
+        # gain·γ/√n: PyTorch's fused kernel, which also returns 1/σ per row, so the check costs no extra pass.
+        y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), gain * (self.gamma / math.sqrt(fan)), None,
+                                             1, n_out, fan, n_out, 0.)
+        if bool((rstd <= math.sqrt(fan / self.eps)).all()): return y.view(w.shape)
+        return ScaledStandardizeFunction.apply(w.reshape(n_out, fan), gain, self.gamma, self.eps).view(w.shape)
     def extra_repr(self): return f"gamma={self.gamma:.4g}, eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #abb7acc5
