@@ -21,9 +21,9 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'NaiveWS', 'NaiveMax', 'TimesOne',
-           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'course_cnn', 'resnet18',
-           'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine',
-           'header', 'format_rows', 'target_summary', 'main']
+           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
+           'course_cnn', 'resnet18', 'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline',
+           'load_run', 'show_run', 'machine', 'header', 'format_rows', 'target_summary', 'main']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -108,11 +108,18 @@ def time_inference(model, x, steps=3):
     return (time.perf_counter() - t) / steps
 
 def interleaved(fns: dict, rounds=5):
-    "Call every function once per round, in turn; return {name: median seconds}."
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items(): times[k].append(f())
-    return {k: statistics.median(v) for k, v in times.items()}
+    "Call every function once per round, starting one further along the list each round; return {name: [seconds per round]}."
+    if rounds < 1: raise ValueError(f"rounds must be >= 1, got {rounds}")
+    names, times = list(fns), {k: [] for k in fns}
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]: times[k].append(fns[k]())
+    return times
+
+def paired_ratio(times: dict, name, base='plain'):
+    "Median over rounds of `name`'s time divided by `base`'s time in the same round."
+    return statistics.median(a / b for a, b in zip(times[name], times[base]))
+
+def median_seconds(times: dict): return {k: statistics.median(v) for k, v in times.items()}
 
 # %% ../nbs/11_bench.ipynb #900788ec
 def course_cnn(): return init_weights(deep_cnn(), 'kaiming')
@@ -138,8 +145,9 @@ def bench_parametrizations(setups=None, variants=None, rounds=7, steps=3, infer_
         models = {v: f(copy.deepcopy(base)) for v, f in variants.items()}
         train = interleaved({v: partial(time_train_step, m, x, y, steps) for v, m in models.items()}, rounds)
         infer = interleaved({v: partial(time_inference, m, x, infer_steps) for v, m in models.items()}, rounds)
+        t_train, t_infer = median_seconds(train), median_seconds(infer)
         for v in models:
-            rows.append((sname, v, train[v], train[v] / train['plain'], infer[v], infer[v] / infer['plain']))
+            rows.append((sname, v, t_train[v], paired_ratio(train, v), t_infer[v], paired_ratio(infer, v)))
     return rows
 
 # %% ../nbs/11_bench.ipynb #e89645ab
@@ -155,7 +163,7 @@ def bench_activation_stats(rounds=5, bs=256, steps=3):
         try: return time_train_step(model, x, y, steps)
         finally: stats.remove()
     t = interleaved({'plain': partial(time_train_step, model, x, y, steps), 'ActivationStats': with_hooks}, rounds)
-    return t['ActivationStats'] / t['plain']
+    return paired_ratio(t, 'ActivationStats')
 
 def bench_data_pipeline(rounds=3, bs=256):
     "Seconds per epoch: get_dls slicing vs a torchvision-style DataLoader with ToTensor over PIL images (digits at 28×28)."
@@ -175,7 +183,7 @@ def bench_data_pipeline(rounds=3, bs=256):
             for _ in batches: pass
             return time.perf_counter() - t
         return run
-    t = interleaved({'DataLoader + ToTensor': epoch(loader), 'get_dls': epoch(dls.train)}, rounds)
+    t = median_seconds(interleaved({'DataLoader + ToTensor': epoch(loader), 'get_dls': epoch(dls.train)}, rounds))
     return t['DataLoader + ToTensor'], t['get_dls']
 
 # %% ../nbs/11_bench.ipynb #13f6902a
