@@ -140,10 +140,25 @@ def test_bin_counts_and_activation_stats_record_match_torch():
     torch.testing.assert_close(bin_counts(x64, 25, -3., 5.), torch.histc(x64[x64 < 5], 25, -3., 5.).float())
     stats = ActivationStats(bins=25, hist_range=(-3., 5.))
     for t in (torch.relu(x).view(40, 100), torch.relu(x).view(40, 100)[:, :50], torch.tensor([3.])):   # incl. non-contiguous
-        h = SimpleNamespace(means=[], stds=[], deads=[], hists=[], scratch=None)
+        h = SimpleNamespace(means=[], stds=[], deads=[], hists=[])
         stats._record(h, None, None, t)
         assert abs(h.means[0] - t.mean().item()) < 1e-5
         if t.numel() > 1: assert abs(h.stds[0] - t.std().item()) < 1e-5
         else: assert h.stds[0] != h.stds[0]                       # NaN, like torch.std of one value
         assert h.deads[0] == floor_fraction(t)
         torch.testing.assert_close(h.hists[0], torch.histc(t, 25, -3., 5.))
+
+@given(st.lists(st.floats(-10, 10, width=32), min_size=1, max_size=300), st.integers(1, 12))
+@SETTINGS
+def test_bin_counts_lanes_match_histc(values, bins):
+    "Lane-split counting gives torch.histc's counts below `high`, whatever the length and the number of bins."
+    x = torch.tensor(values)
+    torch.testing.assert_close(bin_counts(x, bins, -2., 3.), torch.histc(x[x < 3], bins, -2., 3.))
+
+def test_activation_stats_buffers_per_dtype_shared_across_hooks():
+    stats = ActivationStats(bins=10, hist_range=(0., 1.))
+    for t in (torch.rand(50), torch.rand(7, dtype=torch.float64), torch.rand(20), torch.rand(80, dtype=torch.float64)):
+        h = SimpleNamespace(means=[], stds=[], deads=[], hists=[])
+        stats._record(h, None, None, t)
+        torch.testing.assert_close(h.hists[0], torch.histc(t, 10, 0., 1.).float())
+    assert {k[0]: b[0].numel() for k, b in stats._buffers.items()} == {torch.float32: 50, torch.float64: 80}

@@ -151,7 +151,7 @@ def bench_parametrizations(setups=None, variants=None, rounds=7, steps=3, infer_
     return rows
 
 # %% ../nbs/11_bench.ipynb #e89645ab
-def bench_activation_stats(rounds=5, bs=256, steps=3):
+def bench_activation_stats(rounds=7, bs=256, steps=10):
     "Train-step time with ActivationStats hooks on the course CNN's children, relative to none."
     torch.manual_seed(0)
     model = course_cnn()
@@ -249,7 +249,7 @@ def main(argv=None):
     rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, **(dict(steps=1, infer_steps=1) if args.quick else {}))
     run = dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__, machine=machine(),
                threads=torch.get_num_threads(), rows=rows,
-               activation_stats=bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 3),
+               activation_stats=bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 10),
                data_pipeline=list(bench_data_pipeline(rounds=2 if args.quick else 3)))
     show_run(run, with_header=False)
     if args.save:

@@ -13,7 +13,7 @@ from torch import nn
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
+__all__ = ['LANES', 'Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
            'ActivationStats']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
@@ -80,13 +80,24 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
 
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
-def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None):
+LANES = 4
+
+def _lane_offsets(n, bins, device=None):
+    "1 + (i mod LANES) · (bins + 2) for i < n: added to element i's bin (−1 below low … bins at or above high), it is the counter to bump."
+    return torch.arange(n, dtype=torch.int32, device=device).remainder_(LANES).mul_(bins + 2).add_(1)
+
+def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None):
     "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
+    if bins < 1: raise ValueError(f"bins must be >= 1, got {bins}")
+    if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
+    n = x.numel()
     scratch = torch.empty_like(x) if scratch is None else scratch
     index = torch.empty(x.shape, dtype=torch.int32, device=x.device) if index is None else index
-    torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)
-    index.copy_(scratch).add_(1)                                   # 0: below low (or NaN), bins + 1: at or above high
-    return torch.bincount(index.view(-1), minlength=bins + 2)[1:-1].float()
+    offsets = _lane_offsets(n, bins, x.device) if offsets is None else offsets[:n]
+    torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)   # NaN: below low
+    counters = index.copy_(scratch).view(-1).add_(offsets)
+    per_lane = torch.bincount(counters, minlength=LANES * (bins + 2)).view(LANES, bins + 2)
+    return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
 # %% ../nbs/02_hooks.ipynb #71fd9bd2
 class ActivationStats(HooksCallback):
@@ -95,31 +106,33 @@ class ActivationStats(HooksCallback):
         if bins < 1: raise ValueError(f"bins must be >= 1, got {bins}")
         if not hist_range[0] < hist_range[1]: raise ValueError(f"hist_range must be (low, high) with low < high, got {hist_range}")
         super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
-        self.bins, self.hist_range = bins, hist_range
+        self.bins, self.hist_range, self._buffers = bins, hist_range, {}
 
     def before_fit(self, learn):
         super().before_fit(learn)
-        for h in self.hooks: h.means, h.stds, h.deads, h.hists, h.scratch = [], [], [], [], None
+        for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
 
-    def _scratch(self, hook, a):
-        "The hook's reusable (float, int32) scratch tensors shaped like `a`."
-        s = hook.scratch
-        if s is None or s[0].shape != a.shape or s[0].dtype != a.dtype or s[0].device != a.device:
-            s = hook.scratch = (torch.empty_like(a), torch.empty(a.shape, dtype=torch.int32, device=a.device))
-        return s
+    def _scratch(self, a):
+        "(float, int32) scratch tensors shaped like `a` and the bin offsets: views of buffers all hooks share, grown as needed."
+        key, n = (a.dtype, a.device), a.numel()
+        buf = self._buffers.get(key)
+        if buf is None or buf[0].numel() < n:
+            buf = self._buffers[key] = (torch.empty(n, dtype=a.dtype, device=a.device),
+                                        torch.empty(n, dtype=torch.int32, device=a.device), _lane_offsets(n, self.bins, a.device))
+        return buf[0][:n].view(a.shape), buf[1][:n].view(a.shape), buf[2][:n]
 
     def _record(self, hook, mod, inp, out):
         a = out.detach()
         if not a.is_floating_point(): a = a.float()
-        scratch, index = self._scratch(hook, a)
+        scratch, index, offsets = self._scratch(a)
         n, mean = a.numel(), a.mean()
         std = torch.linalg.vector_norm(torch.sub(a, mean, out=scratch)) / math.sqrt(n - 1) if n > 1 else a.new_tensor(float('nan'))
         hook.means.append(mean.item()); hook.stds.append(std.item())
         hook.deads.append(floor_fraction(a, scratch=scratch))
-        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index).cpu())
+        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets).cpu())
 
     def remove(self):
-        for h in self.hooks: h.scratch = None                      # free the scratch memory with the hooks
+        self._buffers.clear()                                        # free the scratch memory with the hooks
         super().remove()
 
     @property
