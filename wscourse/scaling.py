@@ -59,19 +59,17 @@ def _block_absmax(flat):
     "max|x| over each block of `BLOCK` consecutive entries of a 1-D tensor (the last block may be shorter)."
     k = flat.numel() // BLOCK
     head, tail = flat[:k * BLOCK].view(k, BLOCK), flat[k * BLOCK:]
-    parts = [torch.maximum(head.amax(1), head.amin(1).neg())] if k else []
-    if tail.numel(): parts.append(torch.maximum(tail.amax(), tail.amin().neg()).view(1))
-    return torch.cat(parts)
+    block_max = torch.maximum(head.amax(1), head.amin(1).neg_()) if k else None
+    if not tail.numel(): return block_max
+    tail_max = torch.maximum(tail.amax(), tail.amin().neg()).view(1)
+    return tail_max if block_max is None else torch.cat([block_max, tail_max])
 
-def _positions_of(flat, value, block_absmax):
+def _positions_of(flat, value: float, block_absmax):
     "Indices of the entries of 1-D `flat` with |entry| == `value`, looking only inside blocks whose max|x| is `value`."
-    blocks = (block_absmax == value).nonzero().squeeze(1)
-    k = flat.numel() // BLOCK
-    head = blocks[blocks < k]
-    r, c = (flat[:k * BLOCK].view(k, BLOCK)[head].abs() == value).nonzero(as_tuple=True)
-    found = [head[r] * BLOCK + c]
-    if (blocks == k).any(): found.append((flat[k * BLOCK:].abs() == value).nonzero().squeeze(1) + k * BLOCK)
-    return torch.cat(found)
+    blocks = (block_absmax == value).nonzero().view(-1).tolist()
+    if len(blocks) > 8: return (flat.abs() == value).nonzero().view(-1)      # many tied blocks: one search of everything
+    found = [(flat[b * BLOCK:(b + 1) * BLOCK].abs() == value).nonzero().view(-1).add_(b * BLOCK) for b in blocks]
+    return found[0] if len(found) == 1 else torch.cat(found)
 
 class MaxScaleFunction(torch.autograd.Function):
     "Each row of a 2-D `w` divided by max(its largest |entry|, eps); backward in closed form, ties sharing like `amax`."
@@ -94,10 +92,11 @@ class MaxScaleFunction(torch.autograd.Function):
         scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
         d_max = torch.where(active, -_rowdot(gy, w, scratch) / (mc * mc), 0.)   # ∂L/∂s for each row
         if ctx.block_max is not None:                 # one row: add the term at the few maxima only
-            at = _positions_of(w.view(-1), m.view(()), ctx.block_max)
-            gw = torch.div(gy, mc, out=scratch).view(-1)
-            gw[at] += w.view(-1)[at].sign() * (d_max.view(()) / at.numel())
-            return gw.view_as(gy), None, None
+            flat = w.view(-1)
+            at = _positions_of(flat, m.item(), ctx.block_max)
+            gw = torch.div(gy, mc, out=scratch)
+            gw.view(-1).index_add_(0, at, flat[at].sign_().mul_(d_max.item() / at.numel()))
+            return gw, None, None
         at_max = torch.abs(y, out=scratch).eq_(1)    # 1. at each row's maxima, 0. elsewhere
         share = d_max / _rowsum(at_max).clamp_min_(1)   # a row below eps has no maxima marked (and d_max = 0)
         return at_max.mul_(y).mul_(share).addcmul_(gy, 1 / mc), None, None
