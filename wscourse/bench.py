@@ -132,7 +132,7 @@ SETUPS = {'course CNN 28×28 bs256': (course_cnn, (1, 28, 28), 256),
           'ResNet-18 32×32 bs128': (resnet18, (3, 32, 32), 128)}
 QUICK_SETUPS = {'course CNN 28×28 bs32': (course_cnn, (1, 28, 28), 32)}
 
-def bench_parametrizations(setups=None, variants=None, rounds=7, steps=3, infer_steps=6, seed=0):
+def bench_parametrizations(setups=None, variants=None, rounds=9, steps=5, infer_steps=10, seed=0):
     "Rows of (setup, variant, train s/step, train ratio, inference s, inference ratio) for every setup and variant."
     setups, variants = setups or SETUPS, dict(variants or VARIANTS)
     if not timm_available():
@@ -244,7 +244,7 @@ def main(argv=None):
     if args.threads is not None:
         if args.threads < 1: ap.error('--threads must be >= 1')
         torch.set_num_threads(args.threads)
-    rounds = args.rounds or (2 if args.quick else 7)
+    rounds = args.rounds or (2 if args.quick else 9)
     print(header(args.threads))
     rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, **(dict(steps=1, infer_steps=1) if args.quick else {}))
     run = dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__, machine=machine(),
