@@ -80,14 +80,13 @@ class MaxScaleFunction(torch.autograd.Function):
             m = block_max.max().view(1, 1)
         else: block_max, m = None, torch.maximum(w.amax(1, keepdim=True), w.amin(1, keepdim=True).neg())
         mc = m.clamp_min(eps)
-        y = w / mc                                    # a division, so |y| == 1 exactly where |w| is the max
         ctx.detach, ctx.block_max = detach, block_max
-        ctx.save_for_backward(w, y, m, mc, m >= eps)
-        return y
+        ctx.save_for_backward(w, m, mc, m >= eps)     # not the output: once the layer's backward is done with it,
+        return w / mc                                 # its memory is free for this backward's result
     @staticmethod
     @once_differentiable
     def backward(ctx, gy):
-        w, y, m, mc, active = ctx.saved_tensors      # active: rows whose max is above eps (else s is the constant eps)
+        w, m, mc, active = ctx.saved_tensors         # active: rows whose max is above eps (else s is the constant eps)
         if ctx.detach or not active.any(): return gy / mc, None, None
         scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
         d_max = torch.where(active, -_rowdot(gy, w, scratch) / (mc * mc), 0.)   # ∂L/∂s for each row
@@ -97,9 +96,9 @@ class MaxScaleFunction(torch.autograd.Function):
             gw = torch.div(gy, mc, out=scratch)
             gw.view(-1).index_add_(0, at, flat[at].sign_().mul_(d_max.item() / at.numel()))
             return gw, None, None
-        at_max = torch.abs(y, out=scratch).eq_(1)    # 1. at each row's maxima, 0. elsewhere
-        share = d_max / _rowsum(at_max).clamp_min_(1)   # a row below eps has no maxima marked (and d_max = 0)
-        return at_max.mul_(y).mul_(share).addcmul_(gy, 1 / mc), None, None
+        at_max = torch.abs(w, out=scratch).eq_(m)    # 1. at each row's maxima, 0. elsewhere
+        share = d_max / (_rowsum(at_max) * mc)        # d_max = 0 in a row below eps, whatever it marks
+        return at_max.mul_(w).mul_(share).addcmul_(gy, 1 / mc), None, None
 
 # %% ../nbs/06_weight_scaling.ipynb #616d0f57
 def _version(t): return None if t.is_inference() else t._version
