@@ -13,7 +13,7 @@ from torch import nn
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['LANES', 'Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
+__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
            'ActivationStats']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
@@ -80,11 +80,11 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
 
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
-LANES = 4
+_LANES = 4
 
 def _lane_offsets(n, bins, device=None):
-    "1 + (i mod LANES) · (bins + 2) for i < n: added to element i's bin (−1 below low … bins at or above high), it is the counter to bump."
-    return torch.arange(n, dtype=torch.int32, device=device).remainder_(LANES).mul_(bins + 2).add_(1)
+    "1 + (i mod _LANES) · (bins + 2) for i < n: added to element i's bin (−1 below low … bins at or above high), it is the counter to bump."
+    return torch.arange(n, dtype=torch.int32, device=device).remainder_(_LANES).mul_(bins + 2).add_(1)
 
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None):
     "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
@@ -96,7 +96,7 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     offsets = _lane_offsets(n, bins, x.device) if offsets is None else offsets[:n]
     torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)   # NaN: below low
     counters = index.copy_(scratch).view(-1).add_(offsets)
-    per_lane = torch.bincount(counters, minlength=LANES * (bins + 2)).view(LANES, bins + 2)
+    per_lane = torch.bincount(counters, minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
 # %% ../nbs/02_hooks.ipynb #71fd9bd2

@@ -29,11 +29,14 @@ def _check_dim(dim, ndim=None):
 def _check_float(w, what='weight'):
     if not torch.is_floating_point(w): raise TypeError(f"{what} must be a floating-point tensor, got {w.dtype}")
 
+def _check_nonempty(w, what='weight'):
+    if w.numel() == 0: raise ValueError(f"{what} is empty (shape {tuple(w.shape)}): it has no largest entry to divide by")
+
 def _other_dims(w, dim): return [d for d in range(w.ndim) if d != dim]
 
 def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
     "w / max|w| over the whole tensor (`dim=None`) or per slice along `dim`, the straightforward way (autograd does the backward)."
-    _check_float(w)
+    _check_float(w); _check_nonempty(w)
     dim = _check_dim(dim, w.ndim)
     a = w.abs()
     m = a.amax() if dim is None or w.ndim == 1 else a.amax(dim=_other_dims(w, dim), keepdim=True)
@@ -125,7 +128,7 @@ class MaxScale(CachedInEval):
         super().__init__()
         self.dim, self.detach, self.eps = _check_dim(dim), detach, eps
     def compute(self, w):
-        _check_float(w)
+        _check_float(w); _check_nonempty(w)
         dim = _check_dim(self.dim, w.ndim)
         rows = _as_rows(w, dim)
         if rows is None: return max_scale(w, dim, self.detach, self.eps)
