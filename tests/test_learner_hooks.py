@@ -49,9 +49,14 @@ def test_refitting_does_not_stack_hooks(dls):
     model, seen = simple_cnn(), []
     class Count(Callback):
         def before_batch(self, learn): seen.append(n_hooks(learn.model))
-    learn = Learner(model, dls, cbs=[HooksCallback(lambda *a: None, nn.ReLU), Count()])
+    hooks = HooksCallback(lambda *a: None, nn.ReLU)
+    learn = Learner(model, dls, cbs=[hooks, Count()])
     learn.fit(1); learn.fit(1)
     assert set(seen) == {3}
+    assert n_hooks(model) == 0
+    hooks.before_fit(learn); hooks.before_fit(learn)        # started again before the last fit ended
+    assert n_hooks(model) == 3
+    hooks.after_fit(learn)
     assert n_hooks(model) == 0
 
 def test_hooks_context_manager_and_delete():

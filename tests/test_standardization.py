@@ -74,7 +74,7 @@ def test_bake_state_dict_and_deepcopy():
     torch.testing.assert_close(model(x), out)
 
 def test_bad_eps_and_dtype():
-    with pytest.raises(ValueError, match='eps must be positive'): WeightStandardization(eps=0)
+    with pytest.raises(ValueError, match="eps must be a positive finite number"): WeightStandardization(eps=0)
     with pytest.raises(TypeError, match='floating-point'): standardize(torch.ones(3, 3, dtype=torch.int64))
 
 def test_scaled_gain_round_trips_through_state_dict():

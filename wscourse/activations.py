@@ -49,6 +49,8 @@ def _cdf(c): return 0.5 * (1 + math.erf(c / math.sqrt(2)))
 
 def general_relu_moments(leaky=None, sub=None, maxv=None, std=1.):
     "Exact (mean, second moment) of `GeneralRelu(leaky, sub, maxv)` for N(0, `std`²) input."
+    if not std > 0: raise ValueError(f"std must be positive, got {std}")
+    GeneralRelu(leaky, sub, maxv)                     # the same checks of leaky, sub and maxv as the layer's
     a, s = leaky or 0., sub or 0.
     if maxv is None: eg, eg2 = std * _PHI0, std * std / 2
     else:

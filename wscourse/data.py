@@ -55,6 +55,7 @@ def read_torchvision(name, root=None, download=True):
 # %% ../nbs/00_data.ipynb #5d5e1046
 def read_digits(size=28, valid_pct=0.2, split_seed=42):
     "scikit-learn's bundled 8×8 digits, resized to `size`×`size` (None keeps 8×8), split with a fixed seed."
+    if not 0 < valid_pct < 1: raise ValueError(f"valid_pct must be between 0 and 1, got {valid_pct}")
     from sklearn.datasets import load_digits
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16
@@ -92,10 +93,10 @@ class DataLoaders:
         return (f"DataLoaders({self.name!r}: {len(self.train.x)} train, {len(self.valid.x)} valid, "
                 f"shape={self.shape}, n_classes={self.n_classes}, bs={self.train.bs})")
 
-def _subset(x, y, n, seed):
+def _subset(x, y, n, seed, what='n'):
     "The first `n` items of a fixed random permutation (all when `n` is None)."
     if n is None or n >= len(x): return x, y
-    if n < 1: raise ValueError(f"subset size must be positive, got {n}")
+    if n < 1: raise ValueError(f"{what} (a subset size) must be positive, got {n}")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx], y[idx]
 
@@ -108,12 +109,14 @@ def resolve_name(name=None):
 def get_dls(name=None, bs=256, n_train=None, n_valid=None, root=None, download=True, seed=0, size=None):
     "Normalized in-memory `DataLoaders` for `name`; `size` resizes images (digits default to 28×28)."
     name = resolve_name(name)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be a positive int (or None), got {size!r}")
     if name == 'digits': xt, yt, xv, yv = read_digits(size=size or 28)
     else:
         xt, yt, xv, yv = read_torchvision(name, root, download)
         if size is not None: xt, xv = [F.interpolate(o, size=(size, size), mode='bilinear') for o in (xt, xv)]
-    xt, yt = _subset(xt, yt, n_train, 1)
-    xv, yv = _subset(xv, yv, n_valid, 2)
+    xt, yt = _subset(xt, yt, n_train, 1, 'n_train')
+    xv, yv = _subset(xv, yv, n_valid, 2, 'n_valid')
     mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True)
     xt, xv = (xt - mean) / std, (xv - mean) / std
     return DataLoaders(TensorBatches(xt, yt, bs, shuffle=True, seed=seed), TensorBatches(xv, yv, bs * 2),

@@ -76,7 +76,8 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     "Share of the elements of `x` equal (up to `rtol`) to its minimum: the dead share of a ReLU-like output."
     if x.numel() == 0: return float('nan')
     lo = x.min()
-    at_floor = torch.le(x, lo + rtol * max(1., lo.abs().item()), out=torch.empty_like(x) if scratch is None else scratch)
+    level = lo + rtol * max(1., lo.abs().item()) if lo.isfinite() else lo           # a floor of -inf: the -inf entries
+    at_floor = torch.le(x, level, out=torch.empty_like(x) if scratch is None else scratch)
     return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
 
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
@@ -88,7 +89,7 @@ def _lane_offsets(n, bins, device=None):
 
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None):
     "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
-    if bins < 1: raise ValueError(f"bins must be >= 1, got {bins}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
     if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
     n = x.numel()
     scratch = torch.empty_like(x) if scratch is None else scratch
@@ -103,7 +104,7 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
 class ActivationStats(HooksCallback):
     "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training."
     def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False):
-        if bins < 1: raise ValueError(f"bins must be >= 1, got {bins}")
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
         if not hist_range[0] < hist_range[1]: raise ValueError(f"hist_range must be (low, high) with low < high, got {hist_range}")
         super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
         self.bins, self.hist_range, self._buffers = bins, hist_range, {}

@@ -23,6 +23,7 @@ def fans(w: torch.Tensor) -> tuple[int, int]:
     "(fan_in, fan_out) of a weight shaped (out, in, *kernel)."
     if not isinstance(w, torch.Tensor): raise TypeError(f"w must be a tensor, got {type(w).__name__}")
     if w.dim() < 2: raise ValueError(f"w must have at least 2 dimensions (out, in, ...), got shape {tuple(w.shape)}")
+    if w.shape[0] == 0 or w.shape[1] == 0: raise ValueError(f"w has no fan: shape {tuple(w.shape)} has a zero-sized (out, in) dimension")
     receptive = w[0, 0].numel()
     return w.shape[1] * receptive, w.shape[0] * receptive
 

@@ -104,10 +104,11 @@ class Learner:
     def fit(self, n_epochs=1, cbs=(), lr=None):
         "Train for `n_epochs`; `cbs` are used for this fit only. `after_fit` runs even if training raises."
         if n_epochs < 0: raise ValueError(f"n_epochs must be >= 0, got {n_epochs}")
+        if lr is not None and not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
         cbs = list(cbs)
+        self.opt = self.opt_func(self.model.parameters(), self.lr if lr is None else lr)   # before `cbs` join: if it fails, none stay
         self.cbs += cbs
         self.n_epochs = n_epochs
-        self.opt = self.opt_func(self.model.parameters(), lr or self.lr)
         try:
             self.callback('before_fit')
             for self.epoch in range(n_epochs):

@@ -8,6 +8,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .learner import Callback
 from .hooks import as_module_filter
@@ -39,5 +40,8 @@ class MaxNormCB(Callback):
     def before_fit(self, learn):
         self.modules = [m for m in learn.model.modules() if self.mod_filter(m) and isinstance(getattr(m, 'weight', None), torch.Tensor)]
         if not self.modules: raise ValueError("mod_filter chose no module with a weight: nothing to constrain")
+        bad = [type(m).__name__ for m in self.modules if parametrize.is_parametrized(m, 'weight')]
+        if bad: raise ValueError(f"MaxNormCB can't constrain a parametrized weight ({', '.join(bad)}): its `weight` is recomputed "
+                                 "from the stored tensors on every access, so capping it in place would change nothing")
     def after_step(self, learn):
         for m in self.modules: max_norm_(m.weight, self.max_norm, self.dim)

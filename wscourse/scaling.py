@@ -30,13 +30,19 @@ def _check_float(w, what='weight'):
     if not torch.is_floating_point(w): raise TypeError(f"{what} must be a floating-point tensor, got {w.dtype}")
 
 def _check_nonempty(w, what='weight'):
-    if w.numel() == 0: raise ValueError(f"{what} is empty (shape {tuple(w.shape)}): it has no largest entry to divide by")
+    if w.numel() == 0: raise ValueError(f"{what} is empty (shape {tuple(w.shape)}): there is nothing to scale or normalize")
+
+def _check_eps(eps, what='eps'):
+    "`eps` must be a positive finite number (it is what keeps a zero weight from giving 0/0)."
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+        raise ValueError(f"{what} must be a positive finite number, got {eps!r}")
+    return eps
 
 def _other_dims(w, dim): return [d for d in range(w.ndim) if d != dim]
 
 def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
     "w / max|w| over the whole tensor (`dim=None`) or per slice along `dim`, the straightforward way (autograd does the backward)."
-    _check_float(w); _check_nonempty(w)
+    _check_float(w); _check_nonempty(w); _check_eps(eps)
     dim = _check_dim(dim, w.ndim)
     a = w.abs()
     m = a.amax() if dim is None or w.ndim == 1 else a.amax(dim=_other_dims(w, dim), keepdim=True)
@@ -92,7 +98,7 @@ class MaxScaleFunction(torch.autograd.Function):
         w, m, mc, active = ctx.saved_tensors         # active: rows whose max is above eps (else s is the constant eps)
         if ctx.detach or not active.any(): return gy / mc, None, None
         scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
-        d_max = torch.where(active, -_rowdot(gy, w, scratch) / (mc * mc), 0.)   # ∂L/∂s for each row
+        d_max = torch.where(active, -_rowdot(gy, w, scratch) / mc / mc, 0.)   # ∂L/∂s for each row
         if ctx.block_max is not None:                 # one row: add the term at the few maxima only
             flat = w.view(-1)
             at = _positions_of(flat, m.item(), ctx.block_max)
@@ -104,21 +110,27 @@ class MaxScaleFunction(torch.autograd.Function):
         return at_max.mul_(w).mul_(share).addcmul_(gy, 1 / mc), None, None
 
 # %% ../nbs/06_weight_scaling.ipynb #616d0f57
-def _version(t): return None if t.is_inference() else t._version
-
 class CachedInEval(nn.Module):
-    "Base for parametrizations: `compute` their inputs, reusing the last result in eval mode with gradients off while the inputs are unchanged."
+    "Base for parametrizations: `compute` their inputs, reusing the last result in eval mode with gradients off while the inputs and own parameters are unchanged."
     _cache = None
     def compute(self, *tensors): raise NotImplementedError
+    def _depends_on(self, tensors):
+        "The inputs and this module's own parameters and buffers (e.g. a learnable gain): what the result is computed from."
+        return (*tensors, *(t for t in self._parameters.values() if t is not None), *(t for t in self._buffers.values() if t is not None))
     def forward(self, *tensors):
         if self.training or torch.is_grad_enabled():
             self._cache = None
             return self.compute(*tensors)
-        key = [(_version(t), t.data_ptr(), t.dtype, t.device, t.shape) for t in tensors]
+        deps = self._depends_on(tensors)
+        if any(t.is_inference() for t in deps):       # inference tensors have no version counter: nothing to check a cache by
+            self._cache = None
+            return self.compute(*tensors)
+        key = [(t._version, t.data_ptr(), t.dtype, t.device, t.shape) for t in deps]
         c = self._cache
-        if c is not None and all(a is b for a, b in zip(c[0], tensors)) and c[1] == key and _version(c[2]) == c[3]: return c[2]
+        if c is not None and len(c[0]) == len(deps) and all(a is b for a, b in zip(c[0], deps)) and c[1] == key and c[2]._version == c[3]:
+            return c[2]
         out = self.compute(*tensors)
-        self._cache = (tensors, key, out, _version(out))
+        self._cache = None if out.is_inference() else (deps, key, out, out._version)
         return out
     def clear_cache(self): self._cache = None
 
@@ -126,7 +138,7 @@ class MaxScale(CachedInEval):
     "Parametrization w → w / max|w|, over the whole tensor (`dim=None`) or per slice along `dim`; closed-form backward."
     def __init__(self, dim=None, detach=False, eps=1e-12):
         super().__init__()
-        self.dim, self.detach, self.eps = _check_dim(dim), detach, eps
+        self.dim, self.detach, self.eps = _check_dim(dim), detach, _check_eps(eps)
     def compute(self, w):
         _check_float(w); _check_nonempty(w)
         dim = _check_dim(self.dim, w.ndim)

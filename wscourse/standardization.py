@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from torch.autograd.function import once_differentiable
 
-from .scaling import _check_float, _rowsum, _rowdot, CachedInEval
+from .scaling import _check_float, _check_eps, _rowsum, _rowdot, CachedInEval
 
 # %% auto #0
 __all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdConv2d', 'scaled_standardize',
@@ -24,6 +24,7 @@ __all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdCo
 def _fan_dims(w):
     "Dimensions of a (out, in, *kernel) weight that make up each output channel's fan."
     if w.ndim < 2: raise ValueError(f"weight standardization needs a weight with >= 2 dimensions (out, in, ...), got shape {tuple(w.shape)}")
+    if w.shape[0] == 0: raise ValueError(f"the weight has no output channels (shape {tuple(w.shape)}): nothing to standardize")
     fan = w[0].numel()
     if fan < 2:
         raise ValueError("weight standardization needs at least 2 weights per output channel, but this layer's fan is 1 "
@@ -32,7 +33,7 @@ def _fan_dims(w):
 
 def standardize(w: torch.Tensor, eps=1e-5):
     "Per output channel: (w − mean) / √(biased var + eps)."
-    _check_float(w)
+    _check_float(w); _check_eps(eps)
     dims, _ = _fan_dims(w)
     var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
     return (w - mean) * torch.rsqrt(var + eps)
@@ -41,13 +42,14 @@ class WeightStandardization(CachedInEval):
     "Parametrization w → (w − mean) / √(var + eps) per output channel (biased variance, eps inside the root)."
     def __init__(self, eps=1e-5):
         super().__init__()
-        if not eps > 0: raise ValueError(f"eps must be positive, got {eps}")
-        self.eps = eps
+        self.eps = _check_eps(eps)
     def compute(self, w):
         _check_float(w)
         _, fan = _fan_dims(w)
         n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
-        return F.group_norm(w.reshape(1, n_out, fan), n_out, eps=self.eps).view(w.shape)
+        y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), None, None, 1, n_out, fan, n_out, self.eps)
+        if bool((rstd > 0).all()): return y.view(w.shape)
+        return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes
     def extra_repr(self): return f"eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #39874827
@@ -62,7 +64,7 @@ RELU_GAMMA = math.sqrt(2 / (1 - 1 / math.pi))
 
 def scaled_standardize(w: torch.Tensor, gain: torch.Tensor, gamma=1., eps=1e-4):
     "Per output channel: gain · gamma · (w − mean) / √max(biased var · fan, eps), as written (autograd does the backward)."
-    _check_float(w)
+    _check_float(w); _check_eps(eps)
     dims, fan = _fan_dims(w)
     var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
     return (w - mean) * torch.rsqrt((var * fan).clamp_min(eps)) * (gain.view(-1, *[1] * (w.ndim - 1)) * gamma)
@@ -97,8 +99,7 @@ class ScaledWeightStandardization(CachedInEval):
     "Parametrization w → gain · gamma · (w − mean) / √max(var · fan, eps), with a learnable per-output-channel `gain`."
     def __init__(self, gamma=1., eps=1e-4, n_out=None):
         super().__init__()
-        if not eps > 0: raise ValueError(f"eps must be positive, got {eps}")
-        self.gamma, self.eps = gamma, eps
+        self.gamma, self.eps = gamma, _check_eps(eps)
         self.gain = None if n_out is None else nn.Parameter(torch.ones(n_out))
     def _make_gain(self, w):
         if self.gain is None: self.gain = nn.Parameter(torch.ones(w.shape[0], dtype=w.dtype, device=w.device))

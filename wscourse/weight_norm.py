@@ -4,13 +4,15 @@
 
 # %% ../nbs/07_weight_norm.ipynb #3a0cc80c
 from __future__ import annotations
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from torch.autograd.function import once_differentiable
 
-from .scaling import _check_dim, _check_float, _other_dims, _as_rows, _rowdot, CachedInEval
+from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, CachedInEval
 
 # %% auto #0
 __all__ = ['norm_except', 'WeightNormFunction', 'WeightNorm', 'weight_norm']
@@ -44,12 +46,15 @@ class WeightNorm(CachedInEval):
     "Parametrization (g, v) → g · v / ‖v‖, norms taken over all dims but `dim` (whole tensor if None)."
     def __init__(self, dim=0, eps=1e-12):
         super().__init__()
-        self.dim, self.eps = _check_dim(dim), eps
+        self.dim, self.eps = _check_dim(dim), _check_eps(eps)
     def compute(self, g, v):
+        _check_nonempty(v)
         dim = _check_dim(self.dim, v.ndim)
-        if dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1):
+        if (dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1)
+                and v.is_contiguous() and g.is_contiguous()):           # the kernel's backward needs contiguous tensors
             w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
-            if bool(norms.amin() >= self.eps): return w                # it divides by the raw norm: NaN for a zero row
+            # it divides by the raw norm: NaN for a zero row, and inf/inf where a norm overflows
+            if bool(norms.amin() >= self.eps) and bool(norms.amax() < math.inf): return w
         rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
         if rows is None: return g * (v / norm_except(v, dim, self.eps))      # the formula, as written
         return WeightNormFunction.apply(g.reshape(rows.shape[0], 1), rows, self.eps).view(v.shape)
@@ -64,6 +69,6 @@ def weight_norm(module: nn.Module, dim=0, name='weight', eps=1e-12):
     t = getattr(module, name, None)
     if not isinstance(t, torch.Tensor): raise ValueError(f"{type(module).__name__} has no parameter named {name!r}")
     _check_float(t, f"{type(module).__name__}.{name}")
-    _check_dim(dim, t.ndim)
+    _check_nonempty(t, f"{type(module).__name__}.{name}"); _check_dim(dim, t.ndim); _check_eps(eps)
     parametrize.register_parametrization(module, name, WeightNorm(dim, eps))
     return module
