@@ -70,6 +70,8 @@ def general_relu_stats(leaky=None, sub=None, maxv=None, std=1.):
 # %% ../nbs/05_general_relu.ipynb #fd7a01b7
 def centring_sub(leaky=None, maxv=None, std=1.):
     "The `sub` that gives `GeneralRelu(leaky, sub, maxv)` zero mean for N(0, `std`²) input."
+    if not std > 0: raise ValueError(f"std must be positive, got {std}")
+    GeneralRelu(leaky, None, maxv)                    # the layer's own checks of leaky and maxv
     a = leaky or 0.
     if maxv is None: return std * (1 - a) * _PHI0
     # valid shifts satisfy sub > -maxv; as sub falls to -maxv the mean rises to maxv - a·std·φ(0)

@@ -73,7 +73,7 @@ class MetricsCB(Callback):
 class Learner:
     "Train `model` on `dls` with `opt_func(params, lr)`; callbacks in `cbs` see every event."
     def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=(), opt_func=torch.optim.SGD):
-        if lr <= 0: raise ValueError(f"lr must be positive, got {lr}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0: raise ValueError(f"lr must be a positive number, got {lr!r}")
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
         self.cbs = list(cbs)
         if not any(isinstance(cb, MetricsCB) for cb in self.cbs): self.cbs.append(MetricsCB())
@@ -104,7 +104,7 @@ class Learner:
     def fit(self, n_epochs=1, cbs=(), lr=None):
         "Train for `n_epochs`; `cbs` are used for this fit only. `after_fit` runs even if training raises."
         if n_epochs < 0: raise ValueError(f"n_epochs must be >= 0, got {n_epochs}")
-        if lr is not None and not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0): raise ValueError(f"lr must be a positive number, got {lr!r}")
         cbs = list(cbs)
         self.opt = self.opt_func(self.model.parameters(), self.lr if lr is None else lr)   # before `cbs` join: if it fails, none stay
         self.cbs += cbs
