@@ -153,6 +153,8 @@ def test_bin_counts_and_activation_stats_record_match_torch():
 def test_bin_counts_lanes_match_histc(values, bins):
     "Lane-split counting gives torch.histc's counts below `high`, whatever the length and the number of bins."
     x = torch.tensor(values)
+    pos = (x.double() + 2) * bins / 5                   # values within rounding of a bin edge may land either side
+    x = x[(pos - pos.round()).abs() > 1e-5]
     torch.testing.assert_close(bin_counts(x, bins, -2., 3.), torch.histc(x[x < 3], bins, -2., 3.))
 
 def test_activation_stats_buffers_per_dtype_shared_across_hooks():

@@ -63,6 +63,7 @@ def read_digits(size=28, valid_pct=0.2, split_seed=42):
     y = torch.tensor(d.target, dtype=torch.int64)
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(split_seed))
     n_valid = int(len(x) * valid_pct)
+    if not 0 < n_valid < len(x): raise ValueError(f"valid_pct={valid_pct} leaves an empty split of the {len(x)} images")
     vi, ti = idx[:n_valid], idx[n_valid:]
     return x[ti], y[ti], x[vi], y[vi]
 

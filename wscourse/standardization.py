@@ -49,7 +49,7 @@ class WeightStandardization(CachedInEval):
         n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
         y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), None, None, 1, n_out, fan, n_out, self.eps)
         if bool((rstd > 0).all()): return y.view(w.shape)
-        return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes
+        return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes further
     def extra_repr(self): return f"eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #39874827

@@ -53,8 +53,7 @@ class WeightNorm(CachedInEval):
         if (dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1)
                 and v.is_contiguous() and g.is_contiguous()):           # the kernel's backward needs contiguous tensors
             w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
-            # it divides by the raw norm: NaN for a zero row, and inf/inf where a norm overflows
-            if bool(norms.amin() >= self.eps) and bool(norms.amax() < math.inf): return w
+            if bool(norms.amin() >= self.eps): return w                # it divides by the raw norm: NaN for a zero row
         rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
         if rows is None: return g * (v / norm_except(v, dim, self.eps))      # the formula, as written
         return WeightNormFunction.apply(g.reshape(rows.shape[0], 1), rows, self.eps).view(v.shape)
