@@ -4,8 +4,6 @@
 
 # %% ../nbs/07_weight_norm.ipynb #3a0cc80c
 from __future__ import annotations
-import math
-
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
