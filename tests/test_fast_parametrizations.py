@@ -14,7 +14,7 @@ from wscourse.scaling import MaxScale, max_scale, reparametrize
 from wscourse.weight_norm import WeightNorm, norm_except
 from wscourse.standardization import (WeightStandardization, ScaledWeightStandardization, ScaledStandardizeFunction, standardize,
                                       scaled_standardize, RELU_GAMMA)
-from wscourse.hooks import ActivationStats, bin_counts, floor_fraction
+from wscourse.hooks import ActivationStats, bin_counts, floor_fraction, mean_std
 
 SETTINGS = settings(max_examples=40, deadline=None)
 TOL = 1e-6
@@ -148,10 +148,10 @@ def test_bin_counts_and_activation_stats_record_match_torch():
         assert h.deads[0] == floor_fraction(t)
         torch.testing.assert_close(h.hists[0], torch.histc(t, 25, -3., 5.))
 
-@given(st.lists(st.floats(-10, 10, width=32), min_size=1, max_size=300), st.integers(1, 12))
+@given(st.lists(st.floats(-10, 10, width=32), min_size=1, max_size=300), st.one_of(st.integers(1, 12), st.integers(60, 80)))
 @SETTINGS
 def test_bin_counts_lanes_match_histc(values, bins):
-    "Lane-split counting gives torch.histc's counts below `high`, whatever the length and the number of bins."
+    "Lane-split counting gives torch.histc's counts below `high`, whatever the length and the number of bins (byte or int32 counters)."
     x = torch.tensor(values)
     pos = (x.double() + 2) * bins / 5                   # values within rounding of a bin edge may land either side
     x = x[(pos - pos.round()).abs() > 1e-5]
@@ -164,3 +164,13 @@ def test_activation_stats_buffers_per_dtype_shared_across_hooks():
         stats._record(h, None, None, t)
         torch.testing.assert_close(h.hists[0], torch.histc(t, 10, 0., 1.).float())
     assert {k[0]: b[0].numel() for k, b in stats._buffers.items()} == {torch.float32: 50, torch.float64: 80}
+
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=2, max_size=700), st.floats(-1e4, 1e4), st.sampled_from([torch.float32, torch.float64]))
+@SETTINGS
+def test_mean_std_matches_float64_two_pass(values, shift, dtype):
+    "One-pass chunked moments agree with float64 two-pass mean and std, however large the mean is next to the spread."
+    x = (torch.tensor(values, dtype=torch.float64) + shift).to(dtype)
+    ref = x.double()
+    mean, std = mean_std(x)
+    assert abs(mean - ref.mean().item()) <= 1e-6 * ref.abs().max().item()
+    assert abs(std - ref.std().item()) <= 1e-5 * ref.std().item() + 1e-6 * ref.abs().max().item() * (dtype == torch.float32)

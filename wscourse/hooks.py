@@ -13,7 +13,7 @@ from torch import nn
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'bin_counts',
+__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'mean_std', 'bin_counts',
            'ActivationStats']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
@@ -80,24 +80,60 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     at_floor = torch.le(x, level, out=torch.empty_like(x) if scratch is None else scratch)
     return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
 
+# %% ../nbs/02_hooks.ipynb #254b1988
+_CHUNK = 256
+
+def _chunked_sums(flat):
+    "(Σx, Σx²) of a 1-d tensor as floats: float32 sums over chunks of _CHUNK values, added up in float64."
+    head = flat.numel() - flat.numel() % _CHUNK
+    rows, tail = flat[:head].view(-1, _CHUNK), flat[head:].double()
+    total = rows.sum(1).double().sum().item() + tail.sum().item()
+    squares = torch.linalg.vector_norm(rows, dim=1).double().square().sum().item() + tail.square().sum().item()
+    return total, squares
+
+def mean_std(x: torch.Tensor, scratch=None):
+    "Mean and sample std (n − 1) of all of `x` as floats, in one pass unless the mean dwarfs the spread (then two)."
+    n = x.numel()
+    if n == 0: return float('nan'), float('nan')
+    flat = x.reshape(-1)
+    total, squares = _chunked_sums(flat)
+    mean = total / n
+    if n == 1: return mean, float('nan')
+    var = (squares - total * mean) / (n - 1)
+    if math.isfinite(var) and squares <= 10 * n * var: return mean, math.sqrt(var)
+    centred = torch.sub(flat, mean, out=torch.empty_like(flat) if scratch is None else scratch.view(-1))
+    return mean, math.sqrt(_chunked_sums(centred)[1] / (n - 1))
+
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
 _LANES = 4
 
+def _small_counters(bins):
+    "Whether every lane's counter index (at most _LANES · (bins + 2) − 1) fits in a byte."
+    return _LANES * (bins + 2) <= 256
+
 def _lane_offsets(n, bins, device=None):
-    "1 + (i mod _LANES) · (bins + 2) for i < n: added to element i's bin (−1 below low … bins at or above high), it is the counter to bump."
-    return torch.arange(n, dtype=torch.int32, device=device).remainder_(_LANES).mul_(bins + 2).add_(1)
+    "(i mod _LANES) · (bins + 2) for i < n, as bytes when they fit: added to element i's bin index, it picks the lane's counter."
+    offsets = torch.arange(n, dtype=torch.int32, device=device).remainder_(_LANES).mul_(bins + 2)
+    return offsets.to(torch.uint8) if _small_counters(bins) else offsets
+
+def _bin_index(n, bins, device=None):
+    "An empty tensor for `n` bin indices: int8 (counted as bytes) when the counters fit in a byte, else int32."
+    return torch.empty(n, dtype=torch.int8 if _small_counters(bins) else torch.int32, device=device)
 
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None):
     "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
     if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
-    n = x.numel()
-    scratch = torch.empty_like(x) if scratch is None else scratch
-    index = torch.empty(x.shape, dtype=torch.int32, device=x.device) if index is None else index
+    x = x.reshape(-1)
+    n, scale = x.numel(), bins / (high - low)
+    scratch = torch.empty_like(x) if scratch is None else scratch.view(-1)
+    index = _bin_index(n, bins, x.device) if index is None else index.view(-1)
     offsets = _lane_offsets(n, bins, x.device) if offsets is None else offsets[:n]
-    torch.sub(x, low, out=scratch).mul_(bins / (high - low)).floor_().clamp_(-1, bins).nan_to_num_(-1.)   # NaN: below low
-    counters = index.copy_(scratch).view(-1).add_(offsets)
-    per_lane = torch.bincount(counters, minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
+    # 1 + (x − low) · scale, clamped to [0, bins + 1]; NaN → 0. Truncating gives 0 below low, 1 … bins, bins + 1 at or above high
+    torch.mul(x, scale, out=scratch).add_(1 - low * scale).clamp_(0, bins + 1).nan_to_num_(0.)
+    counters = index.copy_(scratch)
+    if counters.dtype == torch.int8: counters = counters.view(torch.uint8)
+    per_lane = torch.bincount(counters.add_(offsets), minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
 # %% ../nbs/02_hooks.ipynb #71fd9bd2
@@ -114,21 +150,21 @@ class ActivationStats(HooksCallback):
         for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
 
     def _scratch(self, a):
-        "(float, int32) scratch tensors shaped like `a` and the bin offsets: views of buffers all hooks share, grown as needed."
+        "Flat (float, bin index) scratch tensors of `a`'s size and the lane offsets: views of buffers all hooks share, grown as needed."
         key, n = (a.dtype, a.device), a.numel()
         buf = self._buffers.get(key)
         if buf is None or buf[0].numel() < n:
             buf = self._buffers[key] = (torch.empty(n, dtype=a.dtype, device=a.device),
-                                        torch.empty(n, dtype=torch.int32, device=a.device), _lane_offsets(n, self.bins, a.device))
-        return buf[0][:n].view(a.shape), buf[1][:n].view(a.shape), buf[2][:n]
+                                        _bin_index(n, self.bins, a.device), _lane_offsets(n, self.bins, a.device))
+        return buf[0][:n], buf[1][:n], buf[2][:n]
 
     def _record(self, hook, mod, inp, out):
         a = out.detach()
-        if not a.is_floating_point(): a = a.float()
+        if a.dtype not in (torch.float32, torch.float64): a = a.float()
+        a = a.reshape(-1)                                            # a view, unless the output is not contiguous
         scratch, index, offsets = self._scratch(a)
-        n, mean = a.numel(), a.mean()
-        std = torch.linalg.vector_norm(torch.sub(a, mean, out=scratch)) / math.sqrt(n - 1) if n > 1 else a.new_tensor(float('nan'))
-        hook.means.append(mean.item()); hook.stds.append(std.item())
+        mean, std = mean_std(a, scratch=scratch)
+        hook.means.append(mean); hook.stds.append(std)
         hook.deads.append(floor_fraction(a, scratch=scratch))
         hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets).cpu())
 
