@@ -126,3 +126,13 @@ def test_learner_lr_and_general_relu_arguments_named():
     with pytest.raises(ValueError, match='leaky'): centring_sub(leaky=1.5)
     with pytest.raises(ValueError, match='maxv'): general_relu_gain(sub=0.5, maxv=-1.)
     with pytest.raises(ValueError, match='std must be positive'): centring_sub(std=-1.)
+
+def test_activation_stats_record_with_nan_and_inf():
+    "A NaN or ±inf output makes the mean non-finite, and the histogram still counts only the finite values in range."
+    from types import SimpleNamespace
+    stats = ActivationStats(bins=4, hist_range=(0., 4.))
+    for t in (torch.tensor([math.nan, 0.5, 1.5, 3.5, 9.]), torch.tensor([math.inf, 0.5, 1.5, 3.5, -math.inf])):
+        h = SimpleNamespace(means=[], stds=[], deads=[], hists=[])
+        stats._record(h, None, None, t)
+        assert not math.isfinite(h.means[0])
+        torch.testing.assert_close(h.hists[0], torch.tensor([1., 1., 0., 1.]))

@@ -120,8 +120,8 @@ def _bin_index(n, bins, device=None):
     "An empty tensor for `n` bin indices: int8 (counted as bytes) when the counters fit in a byte, else int32."
     return torch.empty(n, dtype=torch.int8 if _small_counters(bins) else torch.int32, device=device)
 
-def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None):
-    "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted)."
+def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None, finite=False):
+    "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted). `finite=True` promises no NaN."
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
     if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
     x = x.reshape(-1)
@@ -130,7 +130,8 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     index = _bin_index(n, bins, x.device) if index is None else index.view(-1)
     offsets = _lane_offsets(n, bins, x.device) if offsets is None else offsets[:n]
     # 1 + (x − low) · scale, clamped to [0, bins + 1]; NaN → 0. Truncating gives 0 below low, 1 … bins, bins + 1 at or above high
-    torch.mul(x, scale, out=scratch).add_(1 - low * scale).clamp_(0, bins + 1).nan_to_num_(0.)
+    torch.add(x.new_tensor(1 - low * scale), x, alpha=scale, out=scratch).clamp_(0, bins + 1)
+    if not finite: scratch.nan_to_num_(0.)
     counters = index.copy_(scratch)
     if counters.dtype == torch.int8: counters = counters.view(torch.uint8)
     per_lane = torch.bincount(counters.add_(offsets), minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
@@ -166,7 +167,8 @@ class ActivationStats(HooksCallback):
         mean, std = mean_std(a, scratch=scratch)
         hook.means.append(mean); hook.stds.append(std)
         hook.deads.append(floor_fraction(a, scratch=scratch))
-        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets).cpu())
+        finite = math.isfinite(mean)                                 # a finite sum: no NaN or ±inf among the values
+        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets, finite=finite).cpu())
 
     def remove(self):
         self._buffers.clear()                                        # free the scratch memory with the hooks
