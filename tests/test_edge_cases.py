@@ -136,3 +136,28 @@ def test_activation_stats_record_with_nan_and_inf():
         stats._record(h, None, None, t)
         assert not math.isfinite(h.means[0])
         torch.testing.assert_close(h.hists[0], torch.tensor([1., 1., 0., 1.]))
+
+@pytest.mark.parametrize('make', ['max_scale', 'weight_norm', 'ws', 'std_conv', 'gain'])
+def test_bake_a_deep_copy_leaves_the_original_working(make):
+    "Deep copies of parametrized modules share torch's injected class: baking the copy must not strip the original."
+    import copy
+    from wscourse.scaling import bake, max_scale_with_gain
+    torch.manual_seed(0)
+    if make == 'std_conv': model = nn.Sequential(StdConv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+    else:
+        model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2))
+        if make == 'max_scale': reparametrize(model, MaxScale)
+        if make == 'weight_norm': weight_norm(model[0]); weight_norm(model[2])
+        if make == 'ws': reparametrize(model, WeightStandardization, types=nn.Conv2d)
+        if make == 'gain': max_scale_with_gain(model[0])
+    x = torch.randn(4, 2, 6, 6)
+    before = model(x)
+    deployed = bake(copy.deepcopy(model))
+    assert not any(parametrize.is_parametrized(m) for m in deployed.modules())
+    torch.testing.assert_close(deployed(x), before)
+    torch.testing.assert_close(model(x), before)                      # the original still computes its weights
+    assert parametrize.is_parametrized(model[0])
+    model(x).square().mean().backward()                               # and still trains
+    assert all(p.grad is not None for p in model.parameters())
+    again = bake(copy.deepcopy(model))                                # a second copy from the same original
+    torch.testing.assert_close(again(x), before)

@@ -148,6 +148,18 @@ class MaxScale(CachedInEval):
     def extra_repr(self): return f"dim={self.dim}, detach={self.detach}"
 
 # %% ../nbs/06_weight_scaling.ipynb #5636be6d
+def _own_class(module: nn.Module):
+    "Give a parametrized `module` a private copy of its class: deep copies share it, and parametrize edits it."
+    if not parametrize.is_parametrized(module): return
+    cls = type(module)
+    body = {k: v for k, v in vars(cls).items() if k not in ('__dict__', '__weakref__')}
+    module.__class__ = type(cls.__name__, cls.__bases__, body)
+
+def _register_parametrization(module: nn.Module, name: str, parametrization: nn.Module):
+    "`parametrize.register_parametrization`, safe on deep copies of parametrized modules (see `_own_class`)."
+    _own_class(module)
+    return parametrize.register_parametrization(module, name, parametrization)
+
 def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Conv2d, nn.Linear), name='weight'):
     "Register `make()` as a parametrization of `name` on every module of `model` that is an instance of `types`."
     if isinstance(types, type): types = (types,)
@@ -160,13 +172,14 @@ def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Con
             raise ValueError(f"{type(m).__name__} has no tensor named {name!r} to reparametrize")
         p = make()
         if not isinstance(p, nn.Module): raise TypeError(f"make() must return an nn.Module, got {type(p).__name__}")
-        parametrize.register_parametrization(m, name, p)
+        _register_parametrization(m, name, p)
     return model
 
 def bake(model: nn.Module):
     "Remove every parametrization from `model`, keeping the current effective tensors as plain Parameters."
     for m in list(model.modules()):
         if parametrize.is_parametrized(m):
+            _own_class(m)
             for name in list(m.parametrizations.keys()):
                 parametrize.remove_parametrizations(m, name, leave_parametrized=True)
     return model
@@ -192,6 +205,6 @@ def max_scale_with_gain(module: nn.Module, dim=None, detach=False, name='weight'
     "Register `MaxScale(dim, detach)` then a `Gain` starting at the current max|w| on `module.name`."
     w = getattr(module, name)
     init = w.detach().abs().max().item()
-    parametrize.register_parametrization(module, name, MaxScale(dim, detach))
-    parametrize.register_parametrization(module, name, Gain(init))
+    _register_parametrization(module, name, MaxScale(dim, detach))
+    _register_parametrization(module, name, Gain(init))
     return module

@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from torch.autograd.function import once_differentiable
 
-from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, CachedInEval
+from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, _register_parametrization, CachedInEval
 
 # %% auto #0
 __all__ = ['norm_except', 'WeightNormFunction', 'WeightNorm', 'weight_norm']
@@ -67,5 +67,5 @@ def weight_norm(module: nn.Module, dim=0, name='weight', eps=1e-12):
     if not isinstance(t, torch.Tensor): raise ValueError(f"{type(module).__name__} has no parameter named {name!r}")
     _check_float(t, f"{type(module).__name__}.{name}")
     _check_nonempty(t, f"{type(module).__name__}.{name}"); _check_dim(dim, t.ndim); _check_eps(eps)
-    parametrize.register_parametrization(module, name, WeightNorm(dim, eps))
+    _register_parametrization(module, name, WeightNorm(dim, eps))
     return module
