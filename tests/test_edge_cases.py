@@ -130,12 +130,13 @@ def test_learner_lr_and_general_relu_arguments_named():
 def test_activation_stats_record_with_nan_and_inf():
     "A NaN or ±inf output makes the mean non-finite, and the histogram still counts only the finite values in range."
     from types import SimpleNamespace
-    stats = ActivationStats(bins=4, hist_range=(0., 4.))
-    for t in (torch.tensor([math.nan, 0.5, 1.5, 3.5, 9.]), torch.tensor([math.inf, 0.5, 1.5, 3.5, -math.inf])):
-        h = SimpleNamespace(means=[], stds=[], deads=[], hists=[])
-        stats._record(h, None, None, t)
-        assert not math.isfinite(h.means[0])
-        torch.testing.assert_close(h.hists[0], torch.tensor([1., 1., 0., 1.]))
+    for bins in (4, 100):                                              # byte-sized and int32 bin indices
+        stats = ActivationStats(bins=bins, hist_range=(0., 4.))
+        for t in (torch.tensor([math.nan, 0.5, 1.5, 3.5, 9.]), torch.tensor([math.inf, 0.5, 1.5, 3.5, -math.inf])):
+            h = SimpleNamespace(means=[], stds=[], deads=[], hists=[])
+            stats._record(h, None, None, t)
+            assert not math.isfinite(h.means[0])
+            torch.testing.assert_close(h.hists[0], torch.histc(torch.tensor([0.5, 1.5, 3.5]), bins, 0., 4.))
 
 @pytest.mark.parametrize('make', ['max_scale', 'weight_norm', 'ws', 'std_conv', 'gain'])
 def test_bake_a_deep_copy_leaves_the_original_working(make):
@@ -161,3 +162,18 @@ def test_bake_a_deep_copy_leaves_the_original_working(make):
     assert all(p.grad is not None for p in model.parameters())
     again = bake(copy.deepcopy(model))                                # a second copy from the same original
     torch.testing.assert_close(again(x), before)
+
+@pytest.mark.parametrize('how', ['reparametrize', 'weight_norm', 'max_scale_with_gain'])
+def test_parametrizing_a_new_tensor_of_a_deep_copy_leaves_the_original_alone(how):
+    "Registering on a tensor the copy had not parametrized adds a property to the class: the original must not get it."
+    import copy
+    from wscourse.scaling import max_scale_with_gain
+    original = reparametrize(nn.Sequential(nn.Linear(3, 4)), MaxScale)
+    twin = copy.deepcopy(original)
+    if how == 'reparametrize': reparametrize(twin, MaxScale, name='bias')
+    if how == 'weight_norm': weight_norm(twin[0], dim=None, name='bias')
+    if how == 'max_scale_with_gain': max_scale_with_gain(twin[0], name='bias')
+    assert list(twin[0].parametrizations.keys()) == ['weight', 'bias']
+    assert list(original[0].parametrizations.keys()) == ['weight']
+    assert isinstance(original[0].bias, nn.Parameter)                 # a plain parameter still, not a broken property
+    original(torch.randn(2, 3)).sum().backward()

@@ -83,26 +83,35 @@ def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
 # %% ../nbs/02_hooks.ipynb #254b1988
 _CHUNK = 256
 
+def _to_host_float64(t): return t.to('cpu', torch.float64)     # (small) partial sums: float64 even where the device lacks it
+
 def _chunked_sums(flat):
-    "(Σx, Σx²) of a 1-d tensor as floats: float32 sums over chunks of _CHUNK values, added up in float64."
+    "(Σx, Σx²) of a 1-d tensor as floats: sums over chunks of _CHUNK values in its dtype, added up in float64."
     head = flat.numel() - flat.numel() % _CHUNK
-    rows, tail = flat[:head].view(-1, _CHUNK), flat[head:].double()
-    total = rows.sum(1).double().sum().item() + tail.sum().item()
-    squares = torch.linalg.vector_norm(rows, dim=1).double().square().sum().item() + tail.square().sum().item()
+    rows, tail = flat[:head].view(-1, _CHUNK), _to_host_float64(flat[head:])
+    total = _to_host_float64(rows.sum(1)).sum().item() + tail.sum().item()
+    squares = _to_host_float64(torch.linalg.vector_norm(rows, dim=1)).square().sum().item() + tail.square().sum().item()
     return total, squares
 
 def mean_std(x: torch.Tensor, scratch=None):
     "Mean and sample std (n − 1) of all of `x` as floats, in one pass unless the mean dwarfs the spread (then two)."
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64): x = x.float()     # half precision would overflow its sums; ints, bools
     n = x.numel()
     if n == 0: return float('nan'), float('nan')
     flat = x.reshape(-1)
     total, squares = _chunked_sums(flat)
     mean = total / n
     if n == 1: return mean, float('nan')
+    info = torch.finfo(flat.dtype)
+    if not math.isfinite(squares) or squares < n * info.tiny / info.eps:   # squares overflowed or were lost to underflow
+        std, mean = torch.std_mean(_to_host_float64(flat))                 # (or NaN/inf values): float64 throughout
+        return mean.item(), std.item()
     var = (squares - total * mean) / (n - 1)
-    if math.isfinite(var) and squares <= 10 * n * var: return mean, math.sqrt(var)
+    if squares <= 10 * n * var: return mean, math.sqrt(var)
     centred = torch.sub(flat, mean, out=torch.empty_like(flat) if scratch is None else scratch.view(-1))
-    return mean, math.sqrt(_chunked_sums(centred)[1] / (n - 1))
+    c_total, c_squares = _chunked_sums(centred)                   # c_total: what rounding `mean` to x's dtype left over
+    return mean, math.sqrt(max(c_squares - c_total * c_total / n, 0.) / (n - 1))
 
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
 _LANES = 4
@@ -112,8 +121,8 @@ def _small_counters(bins):
     return _LANES * (bins + 2) <= 256
 
 def _lane_offsets(n, bins, device=None):
-    "(i mod _LANES) · (bins + 2) for i < n, as bytes when they fit: added to element i's bin index, it picks the lane's counter."
-    offsets = torch.arange(n, dtype=torch.int32, device=device).remainder_(_LANES).mul_(bins + 2)
+    "1 + (i mod _LANES) · (bins + 2) for i < n, as bytes when they fit: added to element i's bin (−1 … bins), it picks the lane's counter."
+    offsets = torch.arange(n, dtype=torch.int32, device=device).remainder_(_LANES).mul_(bins + 2).add_(1)
     return offsets.to(torch.uint8) if _small_counters(bins) else offsets
 
 def _bin_index(n, bins, device=None):
@@ -129,11 +138,10 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     scratch = torch.empty_like(x) if scratch is None else scratch.view(-1)
     index = _bin_index(n, bins, x.device) if index is None else index.view(-1)
     offsets = _lane_offsets(n, bins, x.device) if offsets is None else offsets[:n]
-    # 1 + (x − low) · scale, clamped to [0, bins + 1]; NaN → 0. Truncating gives 0 below low, 1 … bins, bins + 1 at or above high
-    torch.add(x.new_tensor(1 - low * scale), x, alpha=scale, out=scratch).clamp_(0, bins + 1)
-    if not finite: scratch.nan_to_num_(0.)
+    torch.sub(x, low, out=scratch).mul_(scale).floor_().clamp_(-1, bins)     # −1 below low, 0 … bins − 1, bins at or above high
+    if not finite: scratch.nan_to_num_(-1.)                                  # NaN: below low
     counters = index.copy_(scratch)
-    if counters.dtype == torch.int8: counters = counters.view(torch.uint8)
+    if counters.dtype == torch.int8: counters = counters.view(torch.uint8)   # −1 reads 255: + 1 wraps it to 0
     per_lane = torch.bincount(counters.add_(offsets), minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
