@@ -4,6 +4,7 @@ weight cache (`CachedInEval`) is used exactly when it is safe."""
 import copy
 from types import SimpleNamespace
 
+import math
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -174,3 +175,20 @@ def test_mean_std_matches_float64_two_pass(values, shift, dtype):
     mean, std = mean_std(x)
     assert abs(mean - ref.mean().item()) <= 1e-6 * ref.abs().max().item()
     assert abs(std - ref.std().item()) <= 1e-6 * ref.std().item() + 1e-12 * ref.abs().max().item()
+
+@pytest.mark.parametrize('low, high', [(-2., 8.), (-0.5, 3.), (-1.3, 7.7), (0.1, 0.7)])
+@pytest.mark.parametrize('bins', [4, 8, 12, 37, 40, 61, 62, 63, 64, 100])
+def test_bin_counts_edges_and_counter_widths(low, high, bins):
+    "A value exactly at `low` lands in the first bin, values far below `high` in the last, NaN nowhere, for byte and int32 counters."
+    at_low = torch.full((7,), low)
+    assert bin_counts(at_low, bins, low, high)[0] == 7
+    near_top = torch.full((9,), high - (high - low) / bins / 2)       # mid last bin, in every lane
+    assert bin_counts(near_top, bins, low, high)[-1] == 9
+    assert bin_counts(torch.tensor([math.nan] * 5 + [low - 1.]), bins, low, high).sum() == 0
+
+def test_mean_std_two_pass_cases():
+    "Where one pass would lose digits (a spread of a few float32 steps; mean 90 std), the two-pass path agrees with float64."
+    torch.manual_seed(0)
+    for x in (1000. + torch.randint(0, 4, (10000,)).float() * 2 ** -14, torch.randn(100000) + 90.):
+        ref = x.double().std().item()
+        assert abs(mean_std(x)[1] - ref) <= 1e-6 * ref

@@ -93,16 +93,22 @@ def _chunked_sums(flat):
     squares = _to_host_float64(torch.linalg.vector_norm(rows, dim=1)).square().sum().item() + tail.square().sum().item()
     return total, squares
 
+def _as_float(x):
+    "`x` detached, as float32 or float64: half precision is widened to float32 (its sums overflow), integers and bools to float64."
+    x = x.detach()
+    if x.dtype in (torch.float32, torch.float64): return x
+    return x.float() if x.is_floating_point() else x.double()
+
 def mean_std(x: torch.Tensor, scratch=None):
     "Mean and sample std (n − 1) of all of `x` as floats, in one pass unless the mean dwarfs the spread (then two)."
-    x = x.detach()
-    if x.dtype not in (torch.float32, torch.float64): x = x.float()     # half precision would overflow its sums; ints, bools
+    x = _as_float(x)
     n = x.numel()
     if n == 0: return float('nan'), float('nan')
     flat = x.reshape(-1)
     total, squares = _chunked_sums(flat)
     mean = total / n
     if n == 1: return mean, float('nan')
+    if squares == 0 and flat.abs().max().item() == 0: return 0., 0.           # an all-zero (dead) layer, exactly
     info = torch.finfo(flat.dtype)
     if not math.isfinite(squares) or squares < n * info.tiny / info.eps:   # squares overflowed or were lost to underflow
         std, mean = torch.std_mean(_to_host_float64(flat))                 # (or NaN/inf values): float64 throughout
@@ -130,10 +136,10 @@ def _bin_index(n, bins, device=None):
     return torch.empty(n, dtype=torch.int8 if _small_counters(bins) else torch.int32, device=device)
 
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None, finite=False):
-    "Counts of the values of `x` in `bins` equal-width bins over [low, high) (outside values and NaN are not counted). `finite=True` promises no NaN."
+    "Counts of `x` in `bins` equal-width bins over [low, high) (up to float rounding at the edges); others and NaN not counted. `finite=True`: no NaN."
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
     if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
-    x = x.reshape(-1)
+    x = _as_float(x).reshape(-1)
     n, scale = x.numel(), bins / (high - low)
     scratch = torch.empty_like(x) if scratch is None else scratch.view(-1)
     index = _bin_index(n, bins, x.device) if index is None else index.view(-1)
