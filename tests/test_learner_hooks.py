@@ -19,14 +19,27 @@ class RaiseAt(Callback):
     def before_batch(self, learn):
         if learn.training and learn.iter == self.at: raise self.exc
 
+@pytest.mark.parametrize('background', [False, True])
 @pytest.mark.parametrize('exc', [RuntimeError('boom'), KeyboardInterrupt()])
-def test_hooks_removed_when_fit_raises(dls, exc):
+def test_hooks_removed_when_fit_raises(dls, exc, background):
     model = simple_cnn()
-    stats = ActivationStats(nn.ReLU)
+    stats = ActivationStats(nn.ReLU, background=background)
     with pytest.raises(type(exc)):
         Learner(model, dls, cbs=[stats]).fit(2, cbs=[RaiseAt(exc)])
     assert n_hooks(model) == 0
+    assert stats._pool is None and not stats._copies              # the worker is shut down and the copies are freed
     assert len(stats.hooks[0].means) == 2
+
+def test_background_stats_equal_synchronous_in_a_fit(dls):
+    "Two identical fits, one recording on the worker thread: the same numbers, batch for batch."
+    runs = []
+    for background in (False, True):
+        set_seed(0)
+        stats = ActivationStats(nn.ReLU, background=background)
+        Learner(simple_cnn(), get_dls('digits', bs=64, n_train=256, n_valid=128, seed=0), cbs=[stats]).fit(1)
+        runs.append((stats.means, stats.stds, stats.deads, stats.hists))
+    for a, b in zip(runs[0][:3], runs[1][:3]): assert torch.equal(a, b)
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][3], runs[1][3]))
 
 def test_hooks_removed_when_forward_raises(dls):
     class Broken(nn.Module):

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_hooks.ipynb #3c7e5012
 from __future__ import annotations
-import math
+import math, os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import torch
@@ -152,17 +153,26 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
 # %% ../nbs/02_hooks.ipynb #71fd9bd2
+def _idle_cores():
+    "Whether this process may use more CPU cores than torch's intra-op threads take."
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return torch.get_num_threads() < cores
+
 class ActivationStats(HooksCallback):
-    "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training."
-    def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False):
+    "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training; on a CPU with a core to spare, computed on a worker thread."
+    def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False, background=None):
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
         if not hist_range[0] < hist_range[1]: raise ValueError(f"hist_range must be (low, high) with low < high, got {hist_range}")
+        if background not in (None, True, False): raise ValueError(f"background must be None (decide from the idle cores), True or False, got {background!r}")
         super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
-        self.bins, self.hist_range, self._buffers = bins, hist_range, {}
+        self.bins, self.hist_range, self.background = bins, hist_range, background
+        self._buffers, self._copies, self._pool = {}, {}, None
 
     def before_fit(self, learn):
         super().before_fit(learn)
         for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
+        if self.background or (self.background is None and _idle_cores()):
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix='ActivationStats')
 
     def _scratch(self, a):
         "Flat (float, bin index) scratch tensors of `a`'s size and the lane offsets: views of buffers all hooks share, grown as needed."
@@ -174,7 +184,17 @@ class ActivationStats(HooksCallback):
         return buf[0][:n], buf[1][:n], buf[2][:n]
 
     def _record(self, hook, mod, inp, out):
+        "The hook: compute the statistics now, or copy a CPU output and have the worker compute them while training goes on."
         a = out.detach()
+        if self._pool is None or a.device.type != 'cpu': return self._compute(hook, a)
+        copy, pending = self._copies.get(hook, (None, None))
+        if pending is not None: pending.result()                    # the worker is done with this hook's last copy (or raises its error)
+        if copy is None or copy.shape != a.shape or copy.dtype != a.dtype: copy = torch.empty(a.shape, dtype=a.dtype)
+        copy.copy_(a)                                                # later in-place edits of the output (an inplace ReLU) cannot reach it
+        self._copies[hook] = (copy, self._pool.submit(self._compute, hook, copy))
+
+    def _compute(self, hook, a):
+        "Append the mean, std, dead fraction and histogram of `a` to `hook`'s lists."
         if a.dtype not in (torch.float32, torch.float64): a = a.float()
         a = a.reshape(-1)                                            # a view, unless the output is not contiguous
         scratch, index, offsets = self._scratch(a)
@@ -184,18 +204,28 @@ class ActivationStats(HooksCallback):
         finite = math.isfinite(mean)                                 # a finite sum: no NaN or ±inf among the values
         hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets, finite=finite).cpu())
 
+    def wait(self):
+        "Block until every batch handed to the worker is recorded; re-raise the worker's error if it failed. (Without a worker: nothing to do.)"
+        for _, pending in list(self._copies.values()): pending.result()
+
     def remove(self):
-        self._buffers.clear()                                        # free the scratch memory with the hooks
-        super().remove()
+        pool, self._pool, failed = self._pool, None, []
+        try:
+            if pool is not None: pool.shutdown(wait=True)            # every batch already handed over is recorded first
+            failed = [f.exception() for _, f in self._copies.values() if f.exception() is not None]
+        finally:
+            self._copies.clear(); self._buffers.clear()              # free the copies and scratch memory with the hooks
+            super().remove()
+        if failed: raise failed[0]
 
     @property
-    def means(self): return torch.tensor([h.means for h in self.hooks])
+    def means(self): self.wait(); return torch.tensor([h.means for h in self.hooks])
     @property
-    def stds(self): return torch.tensor([h.stds for h in self.hooks])
+    def stds(self): self.wait(); return torch.tensor([h.stds for h in self.hooks])
     @property
-    def deads(self): return torch.tensor([h.deads for h in self.hooks])
+    def deads(self): self.wait(); return torch.tensor([h.deads for h in self.hooks])
     @property
-    def hists(self): return [torch.stack(h.hists) for h in self.hooks]
+    def hists(self): self.wait(); return [torch.stack(h.hists) for h in self.hooks]
 
     def dead_fraction(self, last=1):
         "Per-layer dead fraction averaged over the `last` recorded batches."
@@ -204,6 +234,7 @@ class ActivationStats(HooksCallback):
     def plot_stats(self, figsize=(10, 3)):
         "Means and stds of each hooked layer over the training batches."
         import matplotlib.pyplot as plt
+        self.wait()
         fig, axs = plt.subplots(1, 2, figsize=figsize)
         for i, h in enumerate(self.hooks):
             axs[0].plot(h.means, label=f'layer {i}'); axs[1].plot(h.stds)
