@@ -27,7 +27,7 @@ def test_activation_stats_ab_tool_runs():
     try: res = ab.measure(old, threads=1, rounds=1)
     finally: ab.torch.set_num_threads(threads)
     assert set(res['record_ms']) == {'before', 'now'} and all(v > 0 for v in res['record_ms'].values())
-    assert set(res['step_ratio']) == {'before', 'now'}
+    assert set(res['step_ratio']) == {'before', 'now, synchronous', 'now, worker thread'} and res['default'] in res['step_ratio']
 
 def test_max_scale_ab_tool_runs():
     "tools/max_scale_ab.py (the A/B run lesson 11 shows) still works: load scaling.py from git, one round, small batch."

@@ -3,8 +3,10 @@
     python tools/activation_stats_ab.py 5936087 --save nbs/bench_runs/activation_stats_ab.json
 
 Loads `wscourse/hooks.py` as it was at the given git revision, then times, at 1 and 2 torch threads:
-the per-step cost of recording the ten hooked outputs of the course CNN (bs 256), and the train-step
-ratio to plain (wscourse.bench's method: median of per-round ratios)."""
+the per-step cost of computing the statistics of the ten hooked outputs of the course CNN (bs 256),
+and the train-step ratio to plain (wscourse.bench's method: median of per-round ratios) of the old
+callback and of the current one recording synchronously and on its worker thread; `default` names
+the one `background=None` picks at that thread count."""
 import argparse, json, pathlib, statistics, subprocess, sys, time, types
 from functools import partial
 from types import SimpleNamespace
@@ -35,8 +37,10 @@ def measure(old, threads, rounds):
     outs, a = [], x
     with torch.no_grad():
         for c in model.children(): a = c(a); outs.append(a)
-    impls = {'before': old.ActivationStats(), 'now': hooks_now.ActivationStats()}
+    impls = {'before': old.ActivationStats(), 'now': hooks_now.ActivationStats(background=False)}
     rec = interleaved({k: partial(record_seconds, s, outs) for k, s in impls.items()}, rounds)
+    impls = {'before': old.ActivationStats(), 'now, synchronous': hooks_now.ActivationStats(background=False),
+             'now, worker thread': hooks_now.ActivationStats(background=True)}
     learner = SimpleNamespace(model=model, training=True)
     def with_hooks(stats):
         stats.before_fit(learner)
@@ -46,7 +50,8 @@ def measure(old, threads, rounds):
     return dict(threads=threads, record_ms={k: statistics.median(v) * 1e3 for k, v in rec.items()},
                 record_ratio_now_to_before=paired_ratio(rec, 'now', 'before'),
                 plain_step_ms=statistics.median(step['plain']) * 1e3,
-                step_ratio={k: paired_ratio(step, k) for k in impls})
+                step_ratio={k: paired_ratio(step, k) for k in impls},
+                default='now, worker thread' if hooks_now._idle_cores() else 'now, synchronous')
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -152,7 +152,7 @@ def bench_parametrizations(setups=None, variants=None, rounds=9, steps=5, infer_
 
 # %% ../nbs/11_bench.ipynb #e89645ab
 def bench_activation_stats(rounds=7, bs=256, steps=10):
-    "Train-step time with ActivationStats hooks on the course CNN's children, relative to none."
+    "Train-step time with ActivationStats hooks on the course CNN's children (its default: a worker thread if a core is idle), relative to none."
     torch.manual_seed(0)
     model = course_cnn()
     x, y = torch.randn(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
