@@ -28,19 +28,3 @@ def test_activation_stats_ab_tool_runs():
     finally: ab.torch.set_num_threads(threads)
     assert set(res['record_ms']) == {'before', 'now'} and all(v > 0 for v in res['record_ms'].values())
     assert set(res['step_ratio']) == {'before', 'now, synchronous', 'now, worker thread'} and res['default'] in res['step_ratio']
-
-def test_max_scale_ab_tool_runs():
-    "tools/max_scale_ab.py (the A/B run lesson 11 shows) still works: load scaling.py from git, one round, small batch."
-    import importlib.util, pathlib
-    root = pathlib.Path(__file__).parent.parent
-    spec = importlib.util.spec_from_file_location('max_scale_ab', root / 'tools' / 'max_scale_ab.py')
-    ab = importlib.util.module_from_spec(spec); spec.loader.exec_module(ab)
-    if not (root / '.git').exists(): import pytest; pytest.skip('not a git checkout')
-    old = ab.load_scaling_at('HEAD')
-    assert old.MaxScale is not ab.scaling_now.MaxScale
-    threads = ab.torch.get_num_threads()
-    try: res = ab.measure(old, threads=1, rounds=1, batch_sizes=(2,), steps=1)
-    finally: ab.torch.set_num_threads(threads)
-    assert set(res['division_ms']) == {'fresh', 'kept'} and all(v > 0 for v in res['division_ms'].values())
-    assert set(res['parametrization_ms']) == {'floor: w·1', 'before', 'now'}
-    assert set(res['step_ratio'][2]) == {'floor: w·1', 'before', 'now'}

@@ -80,67 +80,40 @@ def _positions_of(flat, value: float, block_absmax):
     found = [(flat[b * BLOCK:(b + 1) * BLOCK].abs() == value).nonzero().view(-1).add_(b * BLOCK) for b in blocks]
     return found[0] if len(found) == 1 else torch.cat(found)
 
-def _sole_owner(t: torch.Tensor) -> bool:
-    "Whether nothing but `t` itself (no view, alias, autograd graph or cache) refers to its memory, so writing into it is invisible elsewhere."
-    try: return t._use_count() == 1 and torch._C._storage_Use_Count(t.untyped_storage()._cdata) == 2   # `t` and the storage object made to ask
-    except (AttributeError, RuntimeError, TypeError, NotImplementedError): return False     # no such counters here: never overwrite
-
-def _writable_grad(gy):
-    "`gy` itself when a backward may overwrite it (contiguous, outside any graph, held by nothing else), else a new contiguous tensor."
-    if gy.is_contiguous() and not gy.requires_grad and _sole_owner(gy): return gy
-    return torch.empty_like(gy, memory_format=torch.contiguous_format)
-
 class MaxScaleFunction(torch.autograd.Function):
-    "`w` / max(max|w|, eps) over the whole tensor, or over each slice along dim 0 (`per_row`); closed-form backward, ties sharing like `amax`; writes into `out` if given."
+    "Each row of a 2-D `w` divided by max(its largest |entry|, eps); backward in closed form, ties sharing like `amax`."
     @staticmethod
-    def forward(ctx, w, per_row, detach, eps, out=None):
-        rows = w.reshape(w.shape[0] if per_row and w.ndim > 1 else 1, -1)
-        if rows.shape[0] == 1:                        # the whole tensor: keep each block's max to find the argmax later
-            block_max = _block_absmax(rows.view(-1))
+    def forward(ctx, w, detach, eps):
+        if w.shape[0] == 1:                           # the whole tensor: keep each block's max to find the argmax later
+            block_max = _block_absmax(w.view(-1))
             m = block_max.max().view(1, 1)
-        else: block_max, m = None, torch.maximum(rows.amax(1, keepdim=True), rows.amin(1, keepdim=True).neg())
+        else: block_max, m = None, torch.maximum(w.amax(1, keepdim=True), w.amin(1, keepdim=True).neg())
         mc = m.clamp_min(eps)
         ctx.detach, ctx.block_max = detach, block_max
-        ctx.save_for_backward(w, m, mc, m >= eps)     # not the output: `out` is reused, and the layer frees it after its backward
-        return torch.div(rows, mc, out=None if out is None else out.view(rows.shape)).view(w.shape)
+        ctx.save_for_backward(w, m, mc, m >= eps)     # not the output: once the layer's backward is done with it,
+        return w / mc                                 # its memory is free for this backward's result
     @staticmethod
     @once_differentiable
     def backward(ctx, gy):
         w, m, mc, active = ctx.saved_tensors         # active: rows whose max is above eps (else s is the constant eps)
-        rows = w.reshape(m.shape[0], -1)
-        g = gy.reshape(rows.shape)
-        if ctx.detach or not active.any():
-            gw = _writable_grad(gy)
-            torch.div(g, mc, out=gw.view(rows.shape))
-            return gw, None, None, None, None
-        if ctx.block_max is not None:                 # one row: G · w, then G / s in place where possible, then the term at the maxima
-            d_max = -torch.dot(g.view(-1), rows.view(-1)).item() / (mc.item() * mc.item())
-            flat = rows.view(-1)
+        if ctx.detach or not active.any(): return gy / mc, None, None
+        scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
+        d_max = torch.where(active, -_rowdot(gy, w, scratch) / mc / mc, 0.)   # ∂L/∂s for each row
+        if ctx.block_max is not None:                 # one row: add the term at the few maxima only
+            flat = w.view(-1)
             at = _positions_of(flat, m.item(), ctx.block_max)
-            gw = _writable_grad(gy)
-            torch.div(g, mc, out=gw.view(rows.shape))
-            gw.view(-1).index_add_(0, at, flat[at].sign_().mul_(d_max / at.numel()))
-            return gw, None, None, None, None
-        scratch = torch.empty_like(rows, memory_format=torch.contiguous_format)
-        d_max = torch.where(active, -_rowdot(g, rows, scratch) / mc / mc, 0.)   # ∂L/∂s for each row
-        at_max = torch.abs(rows, out=scratch).eq_(m)  # 1. at each row's maxima, 0. elsewhere
+            gw = torch.div(gy, mc, out=scratch)
+            gw.view(-1).index_add_(0, at, flat[at].sign_().mul_(d_max.item() / at.numel()))
+            return gw, None, None
+        at_max = torch.abs(w, out=scratch).eq_(m)    # 1. at each row's maxima, 0. elsewhere
         share = d_max / (_rowsum(at_max) * mc)        # d_max = 0 in a row below eps, whatever it marks
-        return at_max.mul_(rows).mul_(share).addcmul_(g, 1 / mc).view(gy.shape), None, None, None, None
+        return at_max.mul_(w).mul_(share).addcmul_(gy, 1 / mc), None, None
 
 # %% ../nbs/06_weight_scaling.ipynb #616d0f57
 class CachedInEval(nn.Module):
     "Base for parametrizations: `compute` their inputs, reusing the last result in eval mode with gradients off while the inputs and own parameters are unchanged."
-    _cache = _buffer = None
+    _cache = None
     def compute(self, *tensors): raise NotImplementedError
-    def _output_buffer(self, like):
-        "A contiguous tensor shaped like `like` for the result: the last one when nothing else holds it any more, else a new one."
-        b = self._buffer
-        if b is None or b.shape != like.shape or b.dtype != like.dtype or b.device != like.device or not _sole_owner(b):
-            b = self._buffer = torch.empty(like.shape, dtype=like.dtype, device=like.device)
-        return b
-    def __getstate__(self):
-        "Copies and pickles carry neither the cached result nor the output buffer."
-        return {k: v for k, v in self.__dict__.items() if k not in ('_cache', '_buffer')}
     def _depends_on(self, tensors):
         "The inputs and this module's own parameters and buffers (e.g. a learnable gain): what the result is computed from."
         return (*tensors, *(t for t in self._parameters.values() if t is not None), *(t for t in self._buffers.values() if t is not None))
@@ -169,8 +142,9 @@ class MaxScale(CachedInEval):
     def compute(self, w):
         _check_float(w); _check_nonempty(w)
         dim = _check_dim(self.dim, w.ndim)
-        if dim not in (None, 0) and w.ndim > 1: return max_scale(w, dim, self.detach, self.eps)
-        return MaxScaleFunction.apply(w, dim == 0, self.detach, self.eps, self._output_buffer(w))
+        rows = _as_rows(w, dim)
+        if rows is None: return max_scale(w, dim, self.detach, self.eps)
+        return MaxScaleFunction.apply(rows, self.detach, self.eps).view(w.shape)
     def extra_repr(self): return f"dim={self.dim}, detach={self.detach}"
 
 # %% ../nbs/06_weight_scaling.ipynb #5636be6d
