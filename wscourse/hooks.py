@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_hooks.ipynb #3c7e5012
 from __future__ import annotations
-import math, os
+import math, os, sys, warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -153,10 +153,15 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
 # %% ../nbs/02_hooks.ipynb #71fd9bd2
+def _usable_cores():
+    "Logical CPUs this process may run on (its affinity mask where the OS has one)."
+    if hasattr(os, 'process_cpu_count'): return os.process_cpu_count() or 1       # Python 3.13+
+    if hasattr(os, 'sched_getaffinity'): return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
 def _idle_cores():
-    "Whether this process may use more CPU cores than torch's intra-op threads take."
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    return torch.get_num_threads() < cores
+    "Whether a second team of torch's intra-op threads (the worker's) fits beside the first without sharing cores."
+    return 2 * torch.get_num_threads() <= _usable_cores()
 
 class ActivationStats(HooksCallback):
     "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training; on a CPU with a core to spare, computed on a worker thread."
@@ -189,7 +194,7 @@ class ActivationStats(HooksCallback):
         if self._pool is None or a.device.type != 'cpu': return self._compute(hook, a)
         copy, pending = self._copies.get(hook, (None, None))
         if pending is not None: pending.result()                    # the worker is done with this hook's last copy (or raises its error)
-        if copy is None or copy.shape != a.shape or copy.dtype != a.dtype: copy = torch.empty(a.shape, dtype=a.dtype)
+        if copy is None or copy.shape != a.shape or copy.dtype != a.dtype: copy = torch.empty_like(a, memory_format=torch.contiguous_format)
         copy.copy_(a)                                                # later in-place edits of the output (an inplace ReLU) cannot reach it
         self._copies[hook] = (copy, self._pool.submit(self._compute, hook, copy))
 
@@ -212,11 +217,19 @@ class ActivationStats(HooksCallback):
         pool, self._pool, failed = self._pool, None, []
         try:
             if pool is not None: pool.shutdown(wait=True)            # every batch already handed over is recorded first
-            failed = [f.exception() for _, f in self._copies.values() if f.exception() is not None]
+            failed = [e for e in (f.exception() for _, f in self._copies.values()) if e is not None]
         finally:
             self._copies.clear(); self._buffers.clear()              # free the copies and scratch memory with the hooks
             super().remove()
-        if failed: raise failed[0]
+        if not failed: return
+        on_its_way = sys.exc_info()[1]                               # an error (or Ctrl-C) already ending the fit
+        if on_its_way is None: raise failed[0]
+        if on_its_way is not failed[0]: warnings.warn(f"ActivationStats' worker failed too: {failed[0]!r}")   # don't hide it
+
+    def __getstate__(self):
+        "Copies and pickles (of the callback, or of a model it hooks) record synchronously and carry no worker or buffers."
+        self.wait()
+        return {**self.__dict__, '_pool': None, '_copies': {}, '_buffers': {}}
 
     @property
     def means(self): self.wait(); return torch.tensor([h.means for h in self.hooks])
