@@ -1,5 +1,5 @@
 "Learner and hook cleanup when training raises, reproducibility, and the progress widgets."
-import copy, pickle, threading
+import contextlib, copy, pickle, threading
 from types import SimpleNamespace
 
 import pytest
@@ -34,43 +34,41 @@ def test_hooks_removed_when_fit_raises(dls, exc, background):
     assert not [t for t in threading.enumerate() if t.name.startswith('ActivationStats')]
     assert len(stats.hooks[0].means) == 2
 
-def test_model_and_callback_can_be_copied_while_the_worker_runs():
-    "Deep copies and pickles (as keep-best-model or EMA code makes) wait for the worker and carry none of it."
+@contextlib.contextmanager
+def linear_relu_with_background_stats():
+    "A Linear + ReLU whose Linear is hooked by an ActivationStats recording on its worker, outside any Learner."
     model = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
     stats = ActivationStats(nn.Linear, background=True)
     stats.before_fit(SimpleNamespace(model=model, training=True))
-    try:
+    try: yield model, stats
+    finally: stats.remove()
+
+def test_model_and_callback_can_be_copied_while_the_worker_runs():
+    "Deep copies and pickles (as keep-best-model or EMA code makes) wait for the worker and carry none of it."
+    with linear_relu_with_background_stats() as (model, stats):
         model(torch.randn(3, 5))
         model_copy, unpickled, stats_copy = copy.deepcopy(model), pickle.loads(pickle.dumps(model)), copy.deepcopy(stats)
         assert stats._pool is not None and stats_copy._pool is None and not stats_copy._copies
         assert len(stats_copy.hooks[0].means) == 1                   # the copy has the batch recorded so far
         x = torch.randn(2, 5)
         torch.testing.assert_close(model_copy(x), model(x)); torch.testing.assert_close(unpickled(x), model(x))
-    finally: stats.remove()
 
 def test_worker_error_does_not_hide_an_interrupt(dls):
     stats = ActivationStats(nn.ReLU, background=True)
     def fail(hook, a): raise ValueError('worker broke')
     stats._compute = fail
     model = simple_cnn()
-    class Interrupt(Callback):
-        def before_batch(self, learn):
-            if learn.iter == 1: raise KeyboardInterrupt
     with pytest.warns(UserWarning, match='worker failed too'), pytest.raises(KeyboardInterrupt):
-        Learner(model, dls, cbs=[stats, Interrupt()]).fit(1)
+        Learner(model, dls, cbs=[stats]).fit(1, cbs=[RaiseAt(KeyboardInterrupt(), at=1)])
     assert n_hooks(model) == 0
     with pytest.raises(ValueError, match='worker broke'):        # on its own, the worker's error is raised
         Learner(model, dls, cbs=[stats]).fit(1)
 
 def test_background_copies_stay_on_the_output_device():
     "With another default device, the copy of a CPU output is still made on the CPU."
-    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
-    stats = ActivationStats(nn.Linear, background=True)
-    stats.before_fit(SimpleNamespace(model=model, training=True))
-    try:
+    with linear_relu_with_background_stats() as (model, stats):
         with torch.device('meta'): model(torch.randn(3, 5, device='cpu'))
         assert stats.means.shape == (1, 1) and torch.isfinite(stats.means).all()
-    finally: stats.remove()
 
 def test_background_stats_equal_synchronous_in_a_fit():
     "Two identical fits, one recording on the worker thread: the same numbers, batch for batch."
