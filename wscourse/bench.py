@@ -10,20 +10,22 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .data import get_dls
 from .init import deep_cnn, init_weights
 from .hooks import ActivationStats
 from .learner import Learner
-from .scaling import MaxScale, reparametrize
+from .scaling import MaxScale, reparametrize, bake
 from .weight_norm import WeightNorm
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
 
 # %% auto #0
-__all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'NaiveWS', 'NaiveMax', 'TimesOne',
-           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
-           'course_cnn', 'resnet18', 'bench_parametrizations', 'bench_activation_stats', 'bench_data_pipeline',
-           'load_run', 'show_run', 'machine', 'header', 'format_rows', 'target_summary', 'main']
+__all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS',
+           'NaiveMax', 'TimesOne', 'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio',
+           'median_seconds', 'course_cnn', 'resnet18', 'bench_parametrizations', 'bench_activation_stats',
+           'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'header', 'format_rows', 'target_summary', 'main',
+           'weight_access_seconds', 'bench_inference_paths']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -99,13 +101,13 @@ def time_train_step(model, x, y, steps=3):
     return (time.perf_counter() - t) / steps
 
 @torch.no_grad()
-def time_inference(model, x, steps=3):
-    "Seconds per eval-mode forward pass under `no_grad`, after one warm-up pass."
+def time_inference(model, x, steps=3, clock=time.perf_counter):
+    "Seconds per eval-mode forward pass under `no_grad`, after one warm-up pass (`clock`: e.g. `time.thread_time` at one thread)."
     model.eval()
     model(x)
-    t = time.perf_counter()
+    t = clock()
     for _ in range(steps): model(x)
-    return (time.perf_counter() - t) / steps
+    return (clock() - t) / steps
 
 def interleaved(fns: dict, rounds=5):
     "Call every function once per round, starting one further along the list each round; return {name: [seconds per round]}."
@@ -258,3 +260,43 @@ def main(argv=None):
 
 # %% ../nbs/11_bench.ipynb #bcd03f8b
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
+
+# %% ../nbs/11_bench.ipynb #998e98c9
+COURSE_METHODS = ('MaxScale (layer)', 'WeightNorm', 'WS (convs)', 'scaled WS (convs)')
+INFERENCE_PATHS = ('eval cache', 'parametrize.cached()', 'baked')
+
+def _inside_parametrize_cache(fn):
+    "`fn` run inside `parametrize.cached()` (the block covers its warm-up pass, so the timed passes reuse the weights)."
+    def run(*args, **kwargs):
+        with parametrize.cached(): return fn(*args, **kwargs)
+    return run
+
+@torch.no_grad()
+def weight_access_seconds(module, n=2000, clock=time.perf_counter):
+    "Seconds per read of `module.weight` in eval mode under `no_grad`, after one read."
+    module.eval(); module.weight
+    t = clock()
+    for _ in range(n): module.weight
+    return (clock() - t) / n
+
+def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
+    "Inference ratios to plain of each course method via its eval cache, inside `parametrize.cached()` and baked; µs per weight access."
+    make, shape, bs = {**SETUPS, **QUICK_SETUPS}[setup]
+    torch.manual_seed(seed)
+    base = make()
+    x = torch.randn(bs, *shape)
+    fns = {v: partial(time_inference, copy.deepcopy(base), x, steps, clock) for v in ('plain', 'plain, 2nd copy')}
+    for method in COURSE_METHODS:
+        model = VARIANTS[method](copy.deepcopy(base))
+        fns[f'{method}: eval cache'] = partial(time_inference, model, x, steps, clock)
+        fns[f'{method}: parametrize.cached()'] = _inside_parametrize_cache(partial(time_inference, model, x, steps, clock))
+        fns[f'{method}: baked'] = partial(time_inference, bake(VARIANTS[method](copy.deepcopy(base))), x, steps, clock)
+    times = interleaved(fns, rounds)
+    conv = nn.Conv2d(64, 64, 3)
+    parametrized = reparametrize(copy.deepcopy(conv), MaxScale)
+    access = {'plain': partial(weight_access_seconds, conv, clock=clock),
+              'eval cache': partial(weight_access_seconds, parametrized, clock=clock),
+              'parametrize.cached()': _inside_parametrize_cache(partial(weight_access_seconds, parametrized, clock=clock))}
+    access_us = {k: v * 1e6 for k, v in median_seconds(interleaved(access, rounds)).items()}
+    return dict(setup=setup, plain_ms=statistics.median(times['plain']) * 1e3, ratios={k: paired_ratio(times, k) for k in fns},
+                access_us=access_us, weights_per_forward=sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in base.modules()))
