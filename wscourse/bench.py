@@ -258,9 +258,6 @@ def main(argv=None):
         with open(args.save, 'w') as f: json.dump({**run, 'rows': [list(r) for r in rows]}, f, indent=1)
     return rows
 
-# %% ../nbs/11_bench.ipynb #bcd03f8b
-if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
-
 # %% ../nbs/11_bench.ipynb #998e98c9
 COURSE_METHODS = ('MaxScale (layer)', 'WeightNorm', 'WS (convs)', 'scaled WS (convs)')
 INFERENCE_PATHS = ('eval cache', 'parametrize.cached()', 'baked')
@@ -300,3 +297,6 @@ def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clo
     access_us = {k: v * 1e6 for k, v in median_seconds(interleaved(access, rounds)).items()}
     return dict(setup=setup, plain_ms=statistics.median(times['plain']) * 1e3, ratios={k: paired_ratio(times, k) for k in fns},
                 access_us=access_us, weights_per_forward=sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in base.modules()))
+
+# %% ../nbs/11_bench.ipynb #bcd03f8b
+if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
