@@ -278,7 +278,9 @@ def weight_access_seconds(module, n=2000, clock=time.perf_counter):
 
 def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
     "Inference ratios to plain of each course method via its eval cache, inside `parametrize.cached()` and baked; µs per weight access."
-    make, shape, bs = {**SETUPS, **QUICK_SETUPS}[setup]
+    known = {**SETUPS, **QUICK_SETUPS}
+    if setup not in known: raise ValueError(f"setup must be one of {list(known)}, got {setup!r}")
+    make, shape, bs = known[setup]
     torch.manual_seed(seed)
     base = make()
     x = torch.randn(bs, *shape)
