@@ -16,11 +16,9 @@ def test_bench_rejects_bad_threads():
 
 def test_activation_stats_ab_tool_runs():
     "tools/activation_stats_ab.py (the A/B run lesson 11 shows) still works: load hooks.py from git, one round per thread count."
-    import importlib.util, pathlib
-    root = pathlib.Path(__file__).parent.parent
-    spec = importlib.util.spec_from_file_location('activation_stats_ab', root / 'tools' / 'activation_stats_ab.py')
-    ab = importlib.util.module_from_spec(spec); spec.loader.exec_module(ab)
-    if not (root / '.git').exists(): import pytest; pytest.skip('not a git checkout')
+    import pathlib
+    ab = _load_tool('activation_stats_ab')
+    if not (pathlib.Path(__file__).parent.parent / '.git').exists(): import pytest; pytest.skip('not a git checkout')
     old = ab.load_hooks_at('HEAD')
     assert old.ActivationStats is not ab.hooks_now.ActivationStats
     threads = ab.torch.get_num_threads()
@@ -28,3 +26,32 @@ def test_activation_stats_ab_tool_runs():
     finally: ab.torch.set_num_threads(threads)
     assert set(res['record_ms']) == {'before', 'now'} and all(v > 0 for v in res['record_ms'].values())
     assert set(res['step_ratio']) == {'before', 'now, synchronous', 'now, worker thread'} and res['default'] in res['step_ratio']
+
+def test_bench_clock_and_kept_memory_options():
+    out = subprocess.run([sys.executable, '-m', 'wscourse.bench', '--quick', '--threads', '1', '--clock', 'thread_time', '--keep-freed-memory'],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert 'clock thread_time' in out.stdout and 'freed memory kept' in out.stdout
+    out = subprocess.run([sys.executable, '-m', 'wscourse.bench', '--threads', '2', '--clock', 'thread_time'], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and '--clock thread_time needs --threads 1' in out.stderr
+
+def _load_tool(name):
+    import importlib.util, pathlib
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).parent.parent / 'tools' / f'{name}.py')
+    tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)
+    return tool
+
+def test_allocator_ab_tool_runs():
+    "tools/allocator_ab.py (lesson 11's allocator run) still works: the all-models part on the quick setup, one round."
+    ab = _load_tool('allocator_ab')
+    threads = ab.torch.get_num_threads()
+    try: res = ab.all_models(rounds=1, steps=1, setup='course CNN 28×28 bs32')
+    finally: ab.torch.set_num_threads(threads)
+    assert set(res['ratios']) == set(res['faults_per_step']) == set(res['sys_ms_per_step']) >= {'plain', 'floor: w·1', 'WS (convs)'}
+    assert all(v >= 0 for v in res['faults_per_step'].values()) and res['plain_ms'] > 0
+
+def test_keep_freed_memory_stops_page_faults():
+    "In a fresh process training one weight-standardized ResNet-18, keep_freed_memory() leaves under 100 page faults per step."
+    ab = _load_tool('allocator_ab')
+    kept = ab.in_child('one', 'WS (convs)', ab.SETTINGS[1], 2)
+    assert kept['faults_per_step'] < 100, kept

@@ -6,25 +6,20 @@ The same measurement as `python -m wscourse.bench` (interleaved rounds, median o
 of `wscourse.bench.VARIANTS`), for the one setup where the targets are tightest, with the clock that a busy shared
 host disturbs least: at one thread all of torch's work runs on the calling thread, so its CPU time is the step's
 cost without the time the host gave to other programs."""
-import argparse, copy, datetime, json, statistics, time
+import argparse, datetime, json, statistics, time
 from functools import partial
 
 import torch
-from wscourse.bench import VARIANTS, TIMM_VARIANTS, SETUPS, timm_available, time_train_step, interleaved, paired_ratio, machine
+from wscourse.bench import setup_models, time_train_step, interleaved, paired_ratio, machine
 
 SETUP = 'ResNet-18 32×32 bs32'
 
 def measure(rounds, steps=5, seed=0):
     torch.set_num_threads(1)
-    make, shape, bs = SETUPS[SETUP]
-    torch.manual_seed(seed)
-    base = make()
-    x, y = torch.randn(bs, *shape), torch.randint(0, 10, (bs,))
-    variants = {k: f for k, f in VARIANTS.items() if timm_available() or k not in TIMM_VARIANTS}
-    fns = {k: partial(time_train_step, f(copy.deepcopy(base)), x, y, steps, time.thread_time) for k, f in variants.items()}
-    times = interleaved(fns, rounds)
+    models, x, y = setup_models(SETUP, seed=seed)
+    times = interleaved({k: partial(time_train_step, m, x, y, steps, time.thread_time) for k, m in models.items()}, rounds)
     return dict(setup=SETUP, threads=1, clock='thread_time', plain_ms=statistics.median(times['plain']) * 1e3,
-                ratios={k: paired_ratio(times, k) for k in fns})
+                ratios={k: paired_ratio(times, k) for k in times})
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

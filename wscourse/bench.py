@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_bench.ipynb #f042c8c7
 from __future__ import annotations
-import argparse, copy, datetime, json, os, platform, statistics, time
+import argparse, copy, ctypes, datetime, json, os, platform, statistics, time
 from functools import partial
 
 import torch
@@ -21,11 +21,12 @@ from .weight_norm import WeightNorm
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
 
 # %% auto #0
-__all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS',
-           'NaiveMax', 'TimesOne', 'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio',
-           'median_seconds', 'course_cnn', 'resnet18', 'bench_parametrizations', 'bench_activation_stats',
+__all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
+           'MAX_MMAP_THRESHOLD', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne',
+           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
+           'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'bench_activation_stats',
            'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'header', 'format_rows', 'target_summary', 'main',
-           'weight_access_seconds', 'bench_inference_paths']
+           'keep_freed_memory', 'weight_access_seconds', 'bench_inference_paths']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -134,19 +135,28 @@ SETUPS = {'course CNN 28×28 bs256': (course_cnn, (1, 28, 28), 256),
           'ResNet-18 32×32 bs128': (resnet18, (3, 32, 32), 128)}
 QUICK_SETUPS = {'course CNN 28×28 bs32': (course_cnn, (1, 28, 28), 32)}
 
-def bench_parametrizations(setups=None, variants=None, rounds=9, steps=5, infer_steps=10, seed=0):
+def known_setup(name):
+    "(make_model, input shape, batch size) of the setup called `name` in `SETUPS` or `QUICK_SETUPS`."
+    known = {**SETUPS, **QUICK_SETUPS}
+    if name not in known: raise ValueError(f"setup must be one of {list(known)}, got {name!r}")
+    return known[name]
+
+def setup_models(setup, variants=None, seed=0):
+    "{variant: model}, each from one seeded base model (timm rows dropped without timm), and a batch x, y; `setup` is a name or (make, shape, bs)."
+    make, shape, bs = setup if isinstance(setup, tuple) else known_setup(setup)
+    variants = {v: f for v, f in (variants or VARIANTS).items() if timm_available() or v not in TIMM_VARIANTS}
+    torch.manual_seed(seed)
+    base = make()
+    x, y = torch.randn(bs, *shape), torch.randint(0, 10, (bs,))
+    return {v: f(copy.deepcopy(base)) for v, f in variants.items()}, x, y
+
+def bench_parametrizations(setups=None, variants=None, rounds=9, steps=5, infer_steps=10, seed=0, clock=time.perf_counter):
     "Rows of (setup, variant, train s/step, train ratio, inference s, inference ratio) for every setup and variant."
-    setups, variants = setups or SETUPS, dict(variants or VARIANTS)
-    if not timm_available():
-        for v in TIMM_VARIANTS: variants.pop(v, None)
     rows = []
-    for sname, (make, shape, bs) in setups.items():
-        torch.manual_seed(seed)
-        base = make()
-        x, y = torch.randn(bs, *shape), torch.randint(0, 10, (bs,))
-        models = {v: f(copy.deepcopy(base)) for v, f in variants.items()}
-        train = interleaved({v: partial(time_train_step, m, x, y, steps) for v, m in models.items()}, rounds)
-        infer = interleaved({v: partial(time_inference, m, x, infer_steps) for v, m in models.items()}, rounds)
+    for sname, spec in (setups or SETUPS).items():
+        models, x, y = setup_models(spec, variants, seed)
+        train = interleaved({v: partial(time_train_step, m, x, y, steps, clock) for v, m in models.items()}, rounds)
+        infer = interleaved({v: partial(time_inference, m, x, infer_steps, clock) for v, m in models.items()}, rounds)
         t_train, t_infer = median_seconds(train), median_seconds(infer)
         for v in models:
             rows.append((sname, v, t_train[v], paired_ratio(train, v), t_infer[v], paired_ratio(infer, v)))
@@ -212,9 +222,12 @@ def machine():
     except (OSError, StopIteration): pass
     return f"{name}, {os.cpu_count()} logical CPUs"
 
-def header(threads):
+CLOCKS = {'perf_counter': time.perf_counter, 'thread_time': time.thread_time}
+
+def header(threads, clock='perf_counter', kept_memory=False):
     return (f"wscourse.bench — {datetime.date.today()} — torch {torch.__version__} — {machine()} — "
-            f"{torch.get_num_threads()} torch thread(s){'' if threads else ' (default)'}")
+            f"{torch.get_num_threads()} torch thread(s){'' if threads else ' (default)'}"
+            + ('' if clock == 'perf_counter' else f" — clock {clock}") + (' — freed memory kept' if kept_memory else ''))
 
 def format_rows(rows):
     lines = [f"{'setup':24} {'variant':24} {'train s/step':>12} {'× plain':>8} {'infer s':>9} {'× plain':>8}"]
@@ -236,27 +249,48 @@ def target_summary(rows):
     return '\n'.join(lines)
 
 def main(argv=None):
-    "Command line: `python -m wscourse.bench [--quick] [--threads N] [--rounds N]`."
+    "Command line: `python -m wscourse.bench [--quick] [--threads N] [--rounds N] [--clock C] [--keep-freed-memory] [--save F]`."
     ap = argparse.ArgumentParser(prog='python -m wscourse.bench', description=__doc__)
     ap.add_argument('--quick', action='store_true', help='smoke run: small model, few rounds')
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: torch decides)')
     ap.add_argument('--rounds', type=int, default=None, help='rounds per measurement (median is reported)')
+    ap.add_argument('--clock', choices=list(CLOCKS), default='perf_counter',
+                    help="parametrization timings' clock; thread_time (CPU time of this thread) only makes sense with --threads 1")
+    ap.add_argument('--keep-freed-memory', action='store_true', help='call keep_freed_memory() first (glibc only)')
     ap.add_argument('--save', default=None, help='also write the results to this JSON file')
     args = ap.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1: ap.error('--threads must be >= 1')
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1: ap.error('--threads must be >= 1')
+    if args.clock == 'thread_time' and (args.threads or torch.get_num_threads()) != 1: ap.error('--clock thread_time needs --threads 1')
+    if args.threads is not None: torch.set_num_threads(args.threads)
+    if args.keep_freed_memory and not keep_freed_memory(): ap.error('--keep-freed-memory needs glibc')
     rounds = args.rounds or (2 if args.quick else 9)
-    print(header(args.threads))
-    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, **(dict(steps=1, infer_steps=1) if args.quick else {}))
-    run = dict(header=header(args.threads), date=str(datetime.date.today()), torch=torch.__version__, machine=machine(),
-               threads=torch.get_num_threads(), rows=rows,
+    head = header(args.threads, args.clock, args.keep_freed_memory)
+    print(head)
+    rows = bench_parametrizations(QUICK_SETUPS if args.quick else SETUPS, rounds=rounds, clock=CLOCKS[args.clock],
+                                  **(dict(steps=1, infer_steps=1) if args.quick else {}))
+    run = dict(header=head, date=str(datetime.date.today()), torch=torch.__version__, machine=machine(),
+               threads=torch.get_num_threads(), clock=args.clock, kept_memory=args.keep_freed_memory, rows=rows,
                activation_stats=bench_activation_stats(rounds=rounds, bs=32 if args.quick else 256, steps=1 if args.quick else 10),
                data_pipeline=list(bench_data_pipeline(rounds=2 if args.quick else 3)))
     show_run(run, with_header=False)
     if args.save:
         with open(args.save, 'w') as f: json.dump({**run, 'rows': [list(r) for r in rows]}, f, indent=1)
     return rows
+
+# %% ../nbs/11_bench.ipynb #51d83c5a
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # mallopt's parameter numbers in glibc's malloc.h
+MAX_MMAP_THRESHOLD = 32 * 2**20                 # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit machines
+
+def keep_freed_memory(mmap_threshold=MAX_MMAP_THRESHOLD, trim_threshold=2**31 - 1):
+    "Make glibc's malloc serve blocks up to `mmap_threshold` bytes from its heap and keep up to `trim_threshold` freed bytes; True if applied, False without glibc."
+    for name, value, most in (('mmap_threshold', mmap_threshold, MAX_MMAP_THRESHOLD), ('trim_threshold', trim_threshold, 2**31 - 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+            raise ValueError(f"{name} must be an int from 0 to {most}, got {value!r}")
+    if platform.libc_ver()[0] != 'glibc': return False
+    libc = ctypes.CDLL(None)                    # the running process's symbols, glibc's mallopt among them
+    for name, param, value in (('mmap_threshold', M_MMAP_THRESHOLD, mmap_threshold), ('trim_threshold', M_TRIM_THRESHOLD, trim_threshold)):
+        if libc.mallopt(param, value) != 1: raise OSError(f"glibc's mallopt refused {name}={value}")
+    return True
 
 # %% ../nbs/11_bench.ipynb #998e98c9
 COURSE_METHODS = ('MaxScale (layer)', 'WeightNorm', 'WS (convs)', 'scaled WS (convs)')
@@ -278,9 +312,7 @@ def weight_access_seconds(module, n=2000, clock=time.perf_counter):
 
 def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
     "Inference ratios to plain of each course method via its eval cache, inside `parametrize.cached()` and baked; µs per weight access."
-    known = {**SETUPS, **QUICK_SETUPS}
-    if setup not in known: raise ValueError(f"setup must be one of {list(known)}, got {setup!r}")
-    make, shape, bs = known[setup]
+    make, shape, bs = known_setup(setup)
     torch.manual_seed(seed)
     base = make()
     x = torch.randn(bs, *shape)
