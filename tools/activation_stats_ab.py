@@ -13,8 +13,7 @@ from types import SimpleNamespace
 
 import torch
 from wscourse import hooks as hooks_now
-import datetime
-from wscourse.bench import course_cnn, time_train_step, interleaved, paired_ratio, machine
+from wscourse.bench import course_cnn, time_train_step, interleaved, paired_ratio, run_header
 
 def load_hooks_at(rev):
     src = subprocess.run(['git', 'show', f'{rev}:wscourse/hooks.py'], capture_output=True, text=True, check=True,
@@ -58,7 +57,7 @@ if __name__ == '__main__':
     p.add_argument('rev'); p.add_argument('--rounds', type=int, default=15); p.add_argument('--save')
     args = p.parse_args()
     old = load_hooks_at(args.rev)
-    res = dict(header=f"{datetime.date.today()} — torch {torch.__version__} — {machine()}", rev=args.rev, torch=torch.__version__, runs=[measure(old, t, args.rounds) for t in (1, 2)])
+    res = dict(header=run_header(), rev=args.rev, torch=torch.__version__, runs=[measure(old, t, args.rounds) for t in (1, 2)])
     print(json.dumps(res, indent=1))
     if args.save:
         with open(args.save, 'w') as f: json.dump(res, f, indent=1)

@@ -9,11 +9,11 @@ Two measurements, ResNet-18 32×32 bs32 at one torch thread:
   minor page faults and system CPU time over them. Rounds go variant by variant, alternating the settings.
 - The benchmark's own situation: every variant alive in one process, interleaved as in `python -m wscourse.bench`,
   malloc as it comes, with the faults and system time of each variant's steps (warm-up step included)."""
-import argparse, datetime, json, resource, statistics, subprocess, sys, time
+import argparse, json, resource, statistics, subprocess, sys, time
 from functools import partial
 
 import torch
-from wscourse.bench import VARIANTS, setup_models, time_train_step, interleaved, paired_ratio, keep_freed_memory, machine
+from wscourse.bench import VARIANTS, setup_models, time_train_step, interleaved, paired_ratio, keep_freed_memory, run_header
 
 SETUP = 'ResNet-18 32×32 bs32'
 SETTINGS = ('malloc as it comes', 'keep_freed_memory()')
@@ -70,7 +70,7 @@ if __name__ == '__main__':
     for _ in range(args.rounds):
         for v in ONE_MODEL_VARIANTS:
             for s in SETTINGS: one[v][s].append(in_child('one', v, s, args.steps))
-    res = dict(header=f"{datetime.date.today()} — torch {torch.__version__} — {machine()}", torch=torch.__version__,
+    res = dict(header=run_header(), torch=torch.__version__,
                setup=SETUP, threads=1, clock='thread_time', rounds=args.rounds, steps=args.steps,
                one_model={v: {s: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for s, runs in by_setting.items()}
                           for v, by_setting in one.items()},

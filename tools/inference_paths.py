@@ -6,10 +6,10 @@ Runs `wscourse.bench.bench_inference_paths` for the course CNN (bs 256) and ResN
 thread, timed with `time.thread_time` (the CPU time of the one thread doing the work, which a busy shared host
 disturbs less than the wall clock), and at 2 threads with `time.perf_counter` (the work is then spread over two
 threads, so only the wall clock sees all of it)."""
-import argparse, datetime, json, time
+import argparse, json, time
 
 import torch
-from wscourse.bench import bench_inference_paths, machine
+from wscourse.bench import bench_inference_paths, run_header
 
 SETUPS = ('course CNN 28×28 bs256', 'ResNet-18 32×32 bs32')
 CLOCKS = {1: ('thread_time', time.thread_time), 2: ('perf_counter', time.perf_counter)}
@@ -23,7 +23,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--rounds', type=int, default=15); p.add_argument('--save')
     args = p.parse_args()
-    res = dict(header=f"{datetime.date.today()} — torch {torch.__version__} — {machine()}", torch=torch.__version__,
+    res = dict(header=run_header(), torch=torch.__version__,
                rounds=args.rounds, runs=[r for t in CLOCKS for r in measure(t, args.rounds)])
     print(json.dumps(res, indent=1))
     if args.save:

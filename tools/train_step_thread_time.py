@@ -6,11 +6,11 @@ The same measurement as `python -m wscourse.bench` (interleaved rounds, median o
 of `wscourse.bench.VARIANTS`), for the one setup where the targets are tightest, with the clock that a busy shared
 host disturbs least: at one thread all of torch's work runs on the calling thread, so its CPU time is the step's
 cost without the time the host gave to other programs."""
-import argparse, datetime, json, statistics, time
+import argparse, json, statistics, time
 from functools import partial
 
 import torch
-from wscourse.bench import setup_models, time_train_step, interleaved, paired_ratio, machine
+from wscourse.bench import setup_models, time_train_step, interleaved, paired_ratio, run_header
 
 SETUP = 'ResNet-18 32×32 bs32'
 
@@ -25,7 +25,7 @@ if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--rounds', type=int, default=11); p.add_argument('--save')
     args = p.parse_args()
-    res = dict(header=f"{datetime.date.today()} — torch {torch.__version__} — {machine()}", torch=torch.__version__,
+    res = dict(header=run_header(), torch=torch.__version__,
                rounds=args.rounds, **measure(args.rounds))
     print(json.dumps(res, indent=1))
     if args.save:

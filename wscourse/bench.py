@@ -25,8 +25,8 @@ __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 
            'MAX_MMAP_THRESHOLD', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne',
            'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
            'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'bench_activation_stats',
-           'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'header', 'format_rows', 'target_summary', 'main',
-           'keep_freed_memory', 'weight_access_seconds', 'bench_inference_paths']
+           'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header', 'format_rows',
+           'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds', 'bench_inference_paths']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -215,17 +215,21 @@ def show_run(run, with_header=True):
 
 # %% ../nbs/11_bench.ipynb #9278b055
 def machine():
-    "The CPU's model name where the OS reports it, else the architecture; with the number of logical CPUs."
+    "The CPU's model name where the OS reports it, else the architecture; the number of logical CPUs; the vector instructions torch's CPU kernels use."
     name = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo') as f: name = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
     except (OSError, StopIteration): pass
-    return f"{name}, {os.cpu_count()} logical CPUs"
+    return f"{name}, {os.cpu_count()} logical CPUs, torch kernels {torch.backends.cpu.get_cpu_capability()}"
+
+def run_header():
+    "Date, torch version and machine: the first line of every recorded run."
+    return f"{datetime.date.today()} — torch {torch.__version__} — {machine()}"
 
 CLOCKS = {'perf_counter': time.perf_counter, 'thread_time': time.thread_time}
 
 def header(threads, clock='perf_counter', kept_memory=False):
-    return (f"wscourse.bench — {datetime.date.today()} — torch {torch.__version__} — {machine()} — "
+    return (f"wscourse.bench — {run_header()} — "
             f"{torch.get_num_threads()} torch thread(s){'' if threads else ' (default)'}"
             + ('' if clock == 'perf_counter' else f" — clock {clock}") + (' — freed memory kept' if kept_memory else ''))
 
