@@ -1,5 +1,8 @@
 "The benchmark's smoke mode runs end to end as a command, so it never rots (its timings are not checked)."
-import subprocess, sys
+import platform, subprocess, sys
+import pytest
+
+needs_glibc = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='keep_freed_memory() works with glibc only')
 
 def test_bench_quick_runs():
     out = subprocess.run([sys.executable, '-m', 'wscourse.bench', '--quick', '--threads', '1'],
@@ -18,7 +21,7 @@ def test_activation_stats_ab_tool_runs():
     "tools/activation_stats_ab.py (the A/B run lesson 11 shows) still works: load hooks.py from git, one round per thread count."
     import pathlib
     ab = _load_tool('activation_stats_ab')
-    if not (pathlib.Path(__file__).parent.parent / '.git').exists(): import pytest; pytest.skip('not a git checkout')
+    if not (pathlib.Path(__file__).parent.parent / '.git').exists(): pytest.skip('not a git checkout')
     old = ab.load_hooks_at('HEAD')
     assert old.ActivationStats is not ab.hooks_now.ActivationStats
     threads = ab.torch.get_num_threads()
@@ -27,6 +30,7 @@ def test_activation_stats_ab_tool_runs():
     assert set(res['record_ms']) == {'before', 'now'} and all(v > 0 for v in res['record_ms'].values())
     assert set(res['step_ratio']) == {'before', 'now, synchronous', 'now, worker thread'} and res['default'] in res['step_ratio']
 
+@needs_glibc
 def test_bench_clock_and_kept_memory_options():
     out = subprocess.run([sys.executable, '-m', 'wscourse.bench', '--quick', '--threads', '1', '--clock', 'thread_time', '--keep-freed-memory'],
                          capture_output=True, text=True, timeout=600)
@@ -50,6 +54,7 @@ def test_allocator_ab_tool_runs():
     assert set(res['ratios']) == set(res['faults_per_step']) == set(res['sys_ms_per_step']) >= {'plain', 'floor: w·1', 'WS (convs)'}
     assert all(v >= 0 for v in res['faults_per_step'].values()) and res['plain_ms'] > 0
 
+@needs_glibc
 def test_keep_freed_memory_stops_page_faults():
     "A fresh process training one weight-standardized ResNet-18 takes thousands of page faults a step; after keep_freed_memory(), under a third as many."
     ab = _load_tool('allocator_ab')

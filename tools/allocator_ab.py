@@ -5,8 +5,8 @@
 Two measurements, ResNet-18 32×32 bs32 at one torch thread:
 
 - One model per process, as in a learner's own training script: for each variant and setting a fresh process builds
-  that one model, runs two warm-up steps, then times `--steps` steps (`time.thread_time`) and counts the process's
-  minor page faults and system CPU time over them. Rounds go variant by variant, alternating the settings.
+  that one model, runs three untimed steps, then times `--steps` steps (`time.thread_time`); the process's minor page
+  faults and system CPU time are counted over those steps and the last untimed one. Rounds go variant by variant, alternating the settings.
 - The benchmark's own situation: every variant alive in one process, interleaved as in `python -m wscourse.bench`,
   malloc as it comes, with the faults and system time of each variant's steps (warm-up step included)."""
 import argparse, json, resource, statistics, subprocess, sys, time
@@ -27,7 +27,9 @@ def usage_of(fn):
     return out, after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime
 
 def one_model(variant, setting, steps, setup=SETUP):
-    "A process's single model: ms per step (thread_time), faults per step and system ms per step over `steps` steps after two."
+    "A process's single model: ms per timed step (thread_time), faults and system ms per step over those and the last untimed one."
+    if setting not in SETTINGS: raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}")
+    if steps < 1: raise ValueError(f"steps must be >= 1, got {steps}")
     if setting == SETTINGS[1] and not keep_freed_memory(): raise SystemExit('keep_freed_memory() needs glibc')
     torch.set_num_threads(1)
     models, x, y = setup_models(setup, {variant: VARIANTS[variant]})
@@ -52,7 +54,9 @@ def all_models(rounds, steps=5, setup=SETUP):
                 faults_per_step=median(faults), sys_ms_per_step=median(sys_ms))
 
 def in_child(*args):
-    out = subprocess.run([sys.executable, __file__, '--child', json.dumps(args)], check=True, capture_output=True, text=True)
+    "Run `one_model(*args[1:])` (args[0] == 'one') or `all_models(*args[1:])` in a fresh process; its result."
+    out = subprocess.run([sys.executable, __file__, '--child', json.dumps(args)], capture_output=True, text=True)
+    if out.returncode: raise RuntimeError(f"child process {args} failed:\n{out.stderr}")
     return json.loads(out.stdout)
 
 if __name__ == '__main__':
@@ -62,6 +66,8 @@ if __name__ == '__main__':
     p.add_argument('--all-models-rounds', type=int, default=5)
     p.add_argument('--save'); p.add_argument('--child', help=argparse.SUPPRESS)
     args = p.parse_args()
+    for name in ('rounds', 'steps', 'all_models_rounds'):
+        if getattr(args, name) < 1: p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.child:
         kind, *rest = json.loads(args.child)
         print(json.dumps(one_model(*rest) if kind == 'one' else all_models(*rest)))
@@ -74,7 +80,7 @@ if __name__ == '__main__':
                setup=SETUP, threads=1, clock='thread_time', rounds=args.rounds, steps=args.steps,
                one_model={v: {s: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for s, runs in by_setting.items()}
                           for v, by_setting in one.items()},
-               all_models=dict(setting=SETTINGS[0], rounds=args.all_models_rounds, **in_child('all', args.all_models_rounds)))
+               all_models=dict(setting=SETTINGS[0], rounds=args.all_models_rounds, steps=5, **in_child('all', args.all_models_rounds, 5)))
     print(json.dumps(res, indent=1))
     if args.save:
         with open(args.save, 'w') as f: json.dump(res, f, indent=1)

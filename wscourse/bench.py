@@ -22,9 +22,9 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
-           'MAX_MMAP_THRESHOLD', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne',
-           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
-           'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'bench_activation_stats',
+           'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne', 'timm_available',
+           'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds', 'course_cnn',
+           'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'bench_activation_stats',
            'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header', 'format_rows',
            'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds', 'bench_inference_paths']
 
@@ -143,8 +143,8 @@ def known_setup(name):
 
 def setup_models(setup, variants=None, seed=0):
     "{variant: model}, each from one seeded base model (timm rows dropped without timm), and a batch x, y; `setup` is a name or (make, shape, bs)."
-    make, shape, bs = setup if isinstance(setup, tuple) else known_setup(setup)
-    variants = {v: f for v, f in (variants or VARIANTS).items() if timm_available() or v not in TIMM_VARIANTS}
+    make, shape, bs = known_setup(setup) if isinstance(setup, str) else setup
+    variants = {v: f for v, f in (VARIANTS if variants is None else variants).items() if timm_available() or v not in TIMM_VARIANTS}
     torch.manual_seed(seed)
     base = make()
     x, y = torch.randn(bs, *shape), torch.randint(0, 10, (bs,))
@@ -264,6 +264,7 @@ def main(argv=None):
     ap.add_argument('--save', default=None, help='also write the results to this JSON file')
     args = ap.parse_args(argv)
     if args.threads is not None and args.threads < 1: ap.error('--threads must be >= 1')
+    if args.rounds is not None and args.rounds < 1: ap.error('--rounds must be >= 1')
     if args.clock == 'thread_time' and (args.threads or torch.get_num_threads()) != 1: ap.error('--clock thread_time needs --threads 1')
     if args.threads is not None: torch.set_num_threads(args.threads)
     if args.keep_freed_memory and not keep_freed_memory(): ap.error('--keep-freed-memory needs glibc')
@@ -283,13 +284,13 @@ def main(argv=None):
 
 # %% ../nbs/11_bench.ipynb #51d83c5a
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # mallopt's parameter numbers in glibc's malloc.h
-MAX_MMAP_THRESHOLD = 32 * 2**20                 # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit machines
+MALLOPT_MAX = 2**31 - 1                         # mallopt takes its value as a C int
 
-def keep_freed_memory(mmap_threshold=MAX_MMAP_THRESHOLD, trim_threshold=2**31 - 1):
-    "Make glibc's malloc serve blocks up to `mmap_threshold` bytes from its heap and keep up to `trim_threshold` freed bytes; True if applied, False without glibc."
-    for name, value, most in (('mmap_threshold', mmap_threshold, MAX_MMAP_THRESHOLD), ('trim_threshold', trim_threshold, 2**31 - 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
-            raise ValueError(f"{name} must be an int from 0 to {most}, got {value!r}")
+def keep_freed_memory(mmap_threshold=32 * 2**20, trim_threshold=MALLOPT_MAX):
+    "Make glibc's malloc serve blocks up to `mmap_threshold` bytes from its heap and keep up to `trim_threshold` freed bytes; True if applied, False without glibc (OSError if glibc refuses the second setting after taking the first)."
+    for name, value in (('mmap_threshold', mmap_threshold), ('trim_threshold', trim_threshold)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MALLOPT_MAX:
+            raise ValueError(f"{name} must be an int from 0 to {MALLOPT_MAX}, got {value!r}")
     if platform.libc_ver()[0] != 'glibc': return False
     libc = ctypes.CDLL(None)                    # the running process's symbols, glibc's mallopt among them
     for name, param, value in (('mmap_threshold', M_MMAP_THRESHOLD, mmap_threshold), ('trim_threshold', M_TRIM_THRESHOLD, trim_threshold)):
