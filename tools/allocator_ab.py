@@ -6,7 +6,8 @@ Two measurements, ResNet-18 32×32 bs32 at one torch thread:
 
 - One model per process, as in a learner's own training script: for each variant and setting a fresh process builds
   that one model, runs three untimed steps, then times `--steps` steps (`time.thread_time`); the process's minor page
-  faults and system CPU time are counted over those steps and the last untimed one. Rounds go variant by variant, alternating the settings.
+  faults and system CPU time are counted over those steps and the last untimed one. Rounds go variant by variant,
+  alternating the settings.
 - The benchmark's own situation: every variant alive in one process, interleaved as in `python -m wscourse.bench`,
   malloc as it comes, with the faults and system time of each variant's steps (warm-up step included)."""
 import argparse, json, resource, statistics, subprocess, sys, time
@@ -17,6 +18,7 @@ from wscourse.bench import VARIANTS, setup_models, time_train_step, interleaved,
 
 SETUP = 'ResNet-18 32×32 bs32'
 SETTINGS = ('malloc as it comes', 'keep_freed_memory()')
+ALL_MODELS_STEPS = 5                                   # timed steps per variant and round when all models share a process
 ONE_MODEL_VARIANTS = ('plain', 'floor: w·1', 'MaxScale (layer)', 'WeightNorm', 'WS (convs)', 'scaled WS (convs)')
 
 def usage_of(fn):
@@ -39,7 +41,7 @@ def one_model(variant, setting, steps, setup=SETUP):
     n = steps + 1                                      # time_train_step's own warm-up step is inside the usage window
     return dict(ms=seconds * 1e3, faults_per_step=faults / n, sys_ms_per_step=sys_s / n * 1e3)
 
-def all_models(rounds, steps=5, setup=SETUP):
+def all_models(rounds, steps=ALL_MODELS_STEPS, setup=SETUP):
     "Every variant alive in this process, interleaved: train ratios, and each variant's faults and system ms per step."
     torch.set_num_threads(1)
     models, x, y = setup_models(setup)
@@ -80,7 +82,8 @@ if __name__ == '__main__':
                setup=SETUP, threads=1, clock='thread_time', rounds=args.rounds, steps=args.steps,
                one_model={v: {s: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for s, runs in by_setting.items()}
                           for v, by_setting in one.items()},
-               all_models=dict(setting=SETTINGS[0], rounds=args.all_models_rounds, steps=5, **in_child('all', args.all_models_rounds, 5)))
+               all_models=dict(setting=SETTINGS[0], rounds=args.all_models_rounds, steps=ALL_MODELS_STEPS,
+                               **in_child('all', args.all_models_rounds, ALL_MODELS_STEPS)))
     print(json.dumps(res, indent=1))
     if args.save:
         with open(args.save, 'w') as f: json.dump(res, f, indent=1)

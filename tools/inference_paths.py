@@ -12,11 +12,11 @@ import torch
 from wscourse.bench import bench_inference_paths, run_header
 
 SETUPS = ('course CNN 28×28 bs256', 'ResNet-18 32×32 bs32')
-CLOCKS = {1: ('thread_time', time.thread_time), 2: ('perf_counter', time.perf_counter)}
+CLOCK_BY_THREADS = {1: ('thread_time', time.thread_time), 2: ('perf_counter', time.perf_counter)}
 
 def measure(threads, rounds):
     torch.set_num_threads(threads)
-    clock_name, clock = CLOCKS[threads]
+    clock_name, clock = CLOCK_BY_THREADS[threads]
     return [dict(threads=threads, clock=clock_name, **bench_inference_paths(s, rounds=rounds, clock=clock)) for s in SETUPS]
 
 if __name__ == '__main__':
@@ -24,7 +24,7 @@ if __name__ == '__main__':
     p.add_argument('--rounds', type=int, default=15); p.add_argument('--save')
     args = p.parse_args()
     res = dict(header=run_header(), torch=torch.__version__,
-               rounds=args.rounds, runs=[r for t in CLOCKS for r in measure(t, args.rounds)])
+               rounds=args.rounds, runs=[r for t in CLOCK_BY_THREADS for r in measure(t, args.rounds)])
     print(json.dumps(res, indent=1))
     if args.save:
         with open(args.save, 'w') as f: json.dump(res, f, indent=1)
