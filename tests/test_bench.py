@@ -1,6 +1,9 @@
 "The benchmark's smoke mode runs end to end as a command, so it never rots (its timings are not checked)."
-import platform, subprocess, sys
+import pathlib, platform, subprocess, sys
+from fastcore.test import test_eq
 import pytest
+from hypothesis import given, settings, strategies as st
+from wscourse.bench import pooled_verdicts, sign_test_interval
 
 needs_glibc = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc', reason='keep_freed_memory() works with glibc only')
 
@@ -19,7 +22,6 @@ def test_bench_rejects_bad_threads():
 
 def test_activation_stats_ab_tool_runs():
     "tools/activation_stats_ab.py (the A/B run lesson 11 shows) still works: load hooks.py from git, one round per thread count."
-    import pathlib
     ab = _load_tool('activation_stats_ab')
     if not (pathlib.Path(__file__).parent.parent / '.git').exists(): pytest.skip('not a git checkout')
     old = ab.load_hooks_at('HEAD')
@@ -40,7 +42,7 @@ def test_bench_clock_and_kept_memory_options():
     assert out.returncode == 2 and '--clock thread_time needs --threads 1' in out.stderr
 
 def _load_tool(name):
-    import importlib.util, pathlib
+    import importlib.util
     spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).parent.parent / 'tools' / f'{name}.py')
     tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)
     return tool
@@ -61,3 +63,38 @@ def test_keep_freed_memory_stops_page_faults():
     as_it_comes = ab.in_child('one', 'WS (convs)', ab.SETTINGS[0], 4)
     kept = ab.in_child('one', 'WS (convs)', ab.SETTINGS[1], 4)       # a heap that still grows once in the window: a few hundred a step
     assert as_it_comes['faults_per_step'] > 1000 and kept['faults_per_step'] < as_it_comes['faults_per_step'] / 3, (as_it_comes, kept)
+
+@settings(deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=6, max_size=200), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_sign_test_interval_brackets_the_sample_median(values, confidence):
+    "Whatever the values, the interval holds the sample median and its stated coverage is at least the confidence asked for."
+    import statistics
+    try: low, high, coverage = sign_test_interval(values, confidence)
+    except ValueError: assert confidence == 0.99 and len(values) < 8; return    # 99 % needs 8 values (1 − 2/2⁸ ≥ 0.99)
+    assert low <= statistics.median(values) <= high and confidence <= coverage < 1
+
+def test_sign_test_interval_covers_a_skewed_median():
+    "On 2,000 samples of 20 from an exponential distribution (median ln 2) the 95 % interval holds the median in 93–98 % of them."
+    import math, random
+    rng = random.Random(0)
+    hits = 0
+    for _ in range(2000):
+        low, high, _ = sign_test_interval([rng.expovariate(1.) for _ in range(20)])
+        hits += low <= math.log(2) <= high
+    assert 0.93 <= hits / 2000 <= 0.98, hits
+
+def test_target_verdicts_tool_runs(tmp_path):
+    "tools/target_verdicts.py (lesson 11's pooled verdicts) runs end to end in its smoke mode, and its saved times give back its verdicts."
+    import json
+    path = tmp_path / 'verdicts.json'
+    tool = str(pathlib.Path(__file__).parent.parent / 'tools' / 'target_verdicts.py')
+    out = subprocess.run([sys.executable, tool, '--quick', '--processes', '2', '--jobs', 'R18 bs32 1t', 'AS 2t', '--save', str(path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    run = json.loads(path.read_text())
+    test_eq(set(run['jobs']), {'R18 bs32 1t', 'AS 2t'})
+    assert all(len(job['times']) == 2 for job in run['jobs'].values())
+    for job, target, v in pooled_verdicts(run['jobs']):
+        assert f"{job:13} {target:50} {v['verdict']:>9}" in out.stdout
+    bad = subprocess.run([sys.executable, tool, '--processes', '1'], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and '--processes must be >= 2' in bad.stderr

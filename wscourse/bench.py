@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_bench.ipynb #f042c8c7
 from __future__ import annotations
-import argparse, copy, ctypes, datetime, json, os, platform, statistics, time
+import argparse, copy, ctypes, datetime, json, math, os, platform, statistics, time
 from functools import partial
 
 import torch
@@ -24,9 +24,11 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
            'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne', 'timm_available',
            'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds', 'course_cnn',
-           'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'bench_activation_stats',
-           'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header', 'format_rows',
-           'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds', 'bench_inference_paths']
+           'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'activation_stats_rounds',
+           'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header',
+           'format_rows', 'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds',
+           'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'round_ratios', 'ceiling_margins',
+           'half_overhead_margins', 'best_reference', 'pooled_verdicts', 'show_verdicts']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -163,8 +165,8 @@ def bench_parametrizations(setups=None, variants=None, rounds=9, steps=5, infer_
     return rows
 
 # %% ../nbs/11_bench.ipynb #e89645ab
-def bench_activation_stats(rounds=7, bs=256, steps=10):
-    "Train-step time with ActivationStats hooks on the course CNN's children (its default: a worker thread if a core is idle), relative to none."
+def activation_stats_rounds(rounds=7, bs=256, steps=10):
+    "{'plain': [...], 'ActivationStats': [...]}: seconds per train step of the course CNN per round, without and with ActivationStats on its children (default settings)."
     torch.manual_seed(0)
     model = course_cnn()
     x, y = torch.randn(bs, 1, 28, 28), torch.randint(0, 10, (bs,))
@@ -174,8 +176,11 @@ def bench_activation_stats(rounds=7, bs=256, steps=10):
         stats.before_fit(fake_learner)
         try: return time_train_step(model, x, y, steps)
         finally: stats.remove()
-    t = interleaved({'plain': partial(time_train_step, model, x, y, steps), 'ActivationStats': with_hooks}, rounds)
-    return paired_ratio(t, 'ActivationStats')
+    return interleaved({'plain': partial(time_train_step, model, x, y, steps), 'ActivationStats': with_hooks}, rounds)
+
+def bench_activation_stats(rounds=7, bs=256, steps=10):
+    "Train-step time with ActivationStats hooks on the course CNN's children (its default: a worker thread if a core is idle), relative to none."
+    return paired_ratio(activation_stats_rounds(rounds, bs, steps), 'ActivationStats')
 
 def bench_data_pipeline(rounds=3, bs=256):
     "Seconds per epoch: get_dls slicing vs a torchvision-style DataLoader with ToTensor over PIL images (digits at 28×28)."
@@ -336,6 +341,71 @@ def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clo
     access_us = {k: v * 1e6 for k, v in median_seconds(interleaved(access, rounds)).items()}
     return dict(setup=setup, plain_ms=statistics.median(times['plain']) * 1e3, ratios={k: paired_ratio(times, k) for k in fns},
                 access_us=access_us, weights_per_forward=sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in base.modules()))
+
+# %% ../nbs/11_bench.ipynb #9abbf11c
+def sign_test_interval(values, confidence=0.95):
+    "(low, high, coverage): order statistics x₍ₖ₎ ≤ median ≤ x₍ₙ₊₁₋ₖ₎ of independent `values`, with the largest k whose coverage ≥ `confidence`, whatever their distribution."
+    if not 0 < confidence < 1: raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    xs, best = sorted(values), None
+    n = len(xs)
+    for k in range(1, n // 2 + 1):            # P(x₍ₖ₎ > median) = P(fewer than k values below it) = P(Binomial(n, ½) < k)
+        coverage = 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+        if coverage < confidence: break
+        best = (xs[k - 1], xs[n - k], coverage)
+    if best is None: raise ValueError(f"values: {n} cannot bound the median with confidence {confidence} (95 % needs at least 6)")
+    return best
+
+def target_verdict(margins_by_process, confidence=0.95):
+    "Verdict on a target 'margin < 0' from per-round margins of several processes: met (missed) if the median's interval and every process's median are below (above) 0, else undecided."
+    if len(margins_by_process) < 2: raise ValueError(f"margins_by_process: need at least 2 processes, got {len(margins_by_process)}")
+    pooled = [m for margins in margins_by_process for m in margins]
+    low, high, coverage = sign_test_interval(pooled, confidence)
+    medians = [statistics.median(m) for m in margins_by_process]
+    verdict = 'met' if high < 0 and max(medians) < 0 else 'missed' if low > 0 and min(medians) > 0 else 'undecided'
+    return dict(verdict=verdict, median=statistics.median(pooled), low=low, high=high, coverage=coverage,
+                process_medians=medians, rounds=len(pooled))
+
+def round_ratios(times: dict, name, base='plain'):
+    "`name`'s time divided by `base`'s, round by round."
+    return [a / b for a, b in zip(times[name], times[base])]
+
+def ceiling_margins(times: dict, name, ceiling, base='plain'):
+    "Per round, `name`'s ratio to `base` minus `ceiling` (below 0: under the ceiling)."
+    return [r - ceiling for r in round_ratios(times, name, base)]
+
+def half_overhead_margins(times: dict, method, reference, base='plain'):
+    "Per round, `method`'s ratio to `base` minus 1 + half the `reference`'s overhead in the same round (below 0: at most half)."
+    return [m - (1 + (r - 1) / 2) for m, r in zip(round_ratios(times, method, base), round_ratios(times, reference, base))]
+
+def best_reference(times_by_process, method):
+    "Of `method`'s references present in every process, the one with the lowest median ratio over all rounds pooled."
+    refs = [r for r in REFERENCES[method] if all(r in t for t in times_by_process)]
+    if not refs: raise ValueError(f"method: no reference of {method!r} was timed in every process")
+    return min(refs, key=lambda r: statistics.median(x for t in times_by_process for x in round_ratios(t, r)))
+
+def pooled_verdicts(jobs: dict, confidence=0.95):
+    "Rows (job, target, verdict dict) for recorded jobs {name: {'target': ('ceiling', c) or ('half the best reference',), 'times': [per-process {variant: [s per round]}]}}; 'plain, 2nd copy' against 1 as a check of the method."
+    rows = []
+    for name, job in jobs.items():
+        times, (kind, *args) = job['times'], job['target']
+        if 'plain, 2nd copy' in times[0]:
+            rows.append((name, 'plain, 2nd copy vs 1', target_verdict([ceiling_margins(t, 'plain, 2nd copy', 1.) for t in times], confidence)))
+        names = [n for n in (*COURSE_METHODS, 'ActivationStats') if n in times[0]]
+        for n in names:
+            if kind == 'ceiling':
+                rows.append((name, f'{n} ≤ {args[0]:.2f}', target_verdict([ceiling_margins(t, n, args[0]) for t in times], confidence)))
+            elif kind == 'half the best reference':
+                ref = best_reference(times, n)
+                rows.append((name, f'{n} ≤ half of {ref[5:]}', target_verdict([half_overhead_margins(t, n, ref) for t in times], confidence)))
+            else: raise ValueError(f"jobs: {name!r} has an unknown target {job['target']!r}")
+    return rows
+
+def show_verdicts(rows):
+    "Print pooled verdict rows: median margin, its interval and every process's median margin."
+    print(f"{'job':13} {'target':50} {'verdict':>9} {'median':>7} {'interval':>17}  process medians")
+    for job, target, v in rows:
+        print(f"{job:13} {target:50} {v['verdict']:>9} {v['median']:>+7.3f} [{v['low']:+.3f}, {v['high']:+.3f}]  "
+              + ' '.join(f'{m:+.3f}' for m in v['process_medians']))
 
 # %% ../nbs/11_bench.ipynb #bcd03f8b
 if __name__ == '__main__' and '__file__' in globals(): main()   # `python -m wscourse.bench`, not a notebook kernel
