@@ -22,13 +22,13 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
-           'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'NaiveWS', 'NaiveMax', 'TimesOne', 'timm_available',
-           'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds', 'course_cnn',
-           'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'activation_stats_rounds',
+           'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'CONTROLS', 'NaiveWS', 'NaiveMax', 'TimesOne',
+           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
+           'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'activation_stats_rounds',
            'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header',
            'format_rows', 'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds',
-           'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'round_ratios', 'ceiling_margins',
-           'half_overhead_margins', 'best_reference', 'pooled_verdicts', 'show_verdicts']
+           'inference_path_rounds', 'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'round_ratios',
+           'ceiling_margins', 'half_overhead_margins', 'best_reference', 'pooled_verdicts', 'show_verdicts']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -320,8 +320,8 @@ def weight_access_seconds(module, n=2000, clock=time.perf_counter):
     for _ in range(n): module.weight
     return (clock() - t) / n
 
-def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
-    "Inference ratios to plain of each course method via its eval cache, inside `parametrize.cached()` and baked; µs per weight access."
+def inference_path_rounds(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
+    "{name: [seconds per round]} of inference for plain, a 2nd copy and each course method via each of `INFERENCE_PATHS` ('WS (convs): baked', ...)."
     make, shape, bs = known_setup(setup)
     torch.manual_seed(seed)
     base = make()
@@ -332,17 +332,23 @@ def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clo
         fns[f'{method}: eval cache'] = partial(time_inference, model, x, steps, clock)
         fns[f'{method}: parametrize.cached()'] = _inside_parametrize_cache(partial(time_inference, model, x, steps, clock))
         fns[f'{method}: baked'] = partial(time_inference, bake(VARIANTS[method](copy.deepcopy(base))), x, steps, clock)
-    times = interleaved(fns, rounds)
+    return interleaved(fns, rounds)
+
+def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
+    "Inference ratios to plain of each course method via its eval cache, inside `parametrize.cached()` and baked; µs per weight access."
+    times = inference_path_rounds(setup, rounds, steps, clock, seed)
     conv = nn.Conv2d(64, 64, 3)
     parametrized = reparametrize(copy.deepcopy(conv), MaxScale)
     access = {'plain': partial(weight_access_seconds, conv, clock=clock),
               'eval cache': partial(weight_access_seconds, parametrized, clock=clock),
               'parametrize.cached()': _inside_parametrize_cache(partial(weight_access_seconds, parametrized, clock=clock))}
     access_us = {k: v * 1e6 for k, v in median_seconds(interleaved(access, rounds)).items()}
-    return dict(setup=setup, plain_ms=statistics.median(times['plain']) * 1e3, ratios={k: paired_ratio(times, k) for k in fns},
-                access_us=access_us, weights_per_forward=sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in base.modules()))
+    return dict(setup=setup, plain_ms=statistics.median(times['plain']) * 1e3, ratios={k: paired_ratio(times, k) for k in times},
+                access_us=access_us, weights_per_forward=sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in known_setup(setup)[0]().modules()))
 
 # %% ../nbs/11_bench.ipynb #9abbf11c
+CONTROLS = ('plain', 'plain, 2nd copy', 'floor: w·1')
+
 def sign_test_interval(values, confidence=0.95):
     "(low, high, coverage): order statistics x₍ₖ₎ ≤ median ≤ x₍ₙ₊₁₋ₖ₎ of independent `values`, with the largest k whose coverage ≥ `confidence`, whatever their distribution."
     if not 0 < confidence < 1: raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
@@ -384,14 +390,13 @@ def best_reference(times_by_process, method):
     return min(refs, key=lambda r: statistics.median(x for t in times_by_process for x in round_ratios(t, r)))
 
 def pooled_verdicts(jobs: dict, confidence=0.95):
-    "Rows (job, target, verdict dict) for recorded jobs {name: {'target': ('ceiling', c) or ('half the best reference',), 'times': [per-process {variant: [s per round]}]}}; 'plain, 2nd copy' against 1 as a check of the method."
+    "Rows (job, target, verdict dict) for recorded jobs {name: {'target': ('ceiling', c) or ('half the best reference',), 'times': [per-process {name: [s per round]}]}}: one per timed name but plain, the floor and references; 'plain, 2nd copy' against 1 as a check of the method."
     rows = []
     for name, job in jobs.items():
         times, (kind, *args) = job['times'], job['target']
         if 'plain, 2nd copy' in times[0]:
             rows.append((name, 'plain, 2nd copy vs 1', target_verdict([ceiling_margins(t, 'plain, 2nd copy', 1.) for t in times], confidence)))
-        names = [n for n in (*COURSE_METHODS, 'ActivationStats') if n in times[0]]
-        for n in names:
+        for n in [n for n in times[0] if n not in CONTROLS and not n.startswith('ref: ')]:
             if kind == 'ceiling':
                 rows.append((name, f'{n} ≤ {args[0]:.2f}', target_verdict([ceiling_margins(t, n, args[0]) for t in times], confidence)))
             elif kind == 'half the best reference':
