@@ -22,13 +22,14 @@ from .standardization import WeightStandardization, ScaledWeightStandardization,
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
-           'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'CONTROLS', 'NaiveWS', 'NaiveMax', 'TimesOne',
-           'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'paired_ratio', 'median_seconds',
-           'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'activation_stats_rounds',
-           'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header',
-           'format_rows', 'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds',
-           'inference_path_rounds', 'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'round_ratios',
-           'ceiling_margins', 'half_overhead_margins', 'best_reference', 'pooled_verdicts', 'show_verdicts']
+           'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'CONTROLS', 'TARGET_KINDS', 'NaiveWS', 'NaiveMax',
+           'TimesOne', 'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'round_ratios',
+           'paired_ratio', 'median_seconds', 'course_cnn', 'resnet18', 'known_setup', 'setup_models',
+           'bench_parametrizations', 'activation_stats_rounds', 'bench_activation_stats', 'bench_data_pipeline',
+           'load_run', 'show_run', 'machine', 'run_header', 'header', 'format_rows', 'half_overhead_target',
+           'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds', 'inference_path_rounds',
+           'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'ceiling_margins', 'half_overhead_margins',
+           'best_reference', 'pooled_verdicts', 'show_verdicts']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -120,9 +121,14 @@ def interleaved(fns: dict, rounds=5):
         for k in names[r % len(names):] + names[:r % len(names)]: times[k].append(fns[k]())
     return times
 
+def round_ratios(times: dict, name, base='plain'):
+    "`name`'s time divided by `base`'s, round by round."
+    if len(times[name]) != len(times[base]): raise ValueError(f"times: {name!r} has {len(times[name])} rounds, {base!r} {len(times[base])}")
+    return [a / b for a, b in zip(times[name], times[base])]
+
 def paired_ratio(times: dict, name, base='plain'):
     "Median over rounds of `name`'s time divided by `base`'s time in the same round."
-    return statistics.median(a / b for a, b in zip(times[name], times[base]))
+    return statistics.median(round_ratios(times, name, base))
 
 def median_seconds(times: dict): return {k: statistics.median(v) for k, v in times.items()}
 
@@ -243,6 +249,10 @@ def format_rows(rows):
     lines += [f"{s:24} {v:24} {t:>12.4f} {tr:>8.2f} {i:>9.4f} {ir:>8.2f}" for s, v, t, tr, i, ir in rows]
     return '\n'.join(lines)
 
+def half_overhead_target(reference_ratio):
+    "The bs32 target for a course method: 1 + half the overhead of a reference that costs `reference_ratio` × plain."
+    return 1 + (reference_ratio - 1) / 2
+
 def target_summary(rows):
     "For each setup and course method: its train-step ratio, the floor's, and the best reference's for the same method."
     ratio = {(r[0], r[1]): r[3] for r in rows}
@@ -252,8 +262,8 @@ def target_summary(rows):
             if (setup, method) not in ratio: continue
             found = [(ratio[setup, r], r) for r in refs if (setup, r) in ratio]
             best = min(found) if found else None
-            ref = f"{best[1][5:]} {best[0]:.2f}" if best else '-'
-            half = f"{1 + (best[0] - 1) / 2:.2f}" if best else '-'
+            ref = f"{best[1].removeprefix('ref: ')} {best[0]:.2f}" if best else '-'
+            half = f"{half_overhead_target(best[0]):.2f}" if best else '-'
             lines.append(f"{setup:24} {method:18} {ratio[setup, method]:>8.2f} {ratio.get((setup, 'floor: w·1'), float('nan')):>6.2f} {ref:>28} {half:>18}")
     return '\n'.join(lines)
 
@@ -353,17 +363,21 @@ def sign_test_interval(values, confidence=0.95):
     "(low, high, coverage): order statistics x₍ₖ₎ ≤ median ≤ x₍ₙ₊₁₋ₖ₎ of independent `values`, with the largest k whose coverage ≥ `confidence`, whatever their distribution."
     if not 0 < confidence < 1: raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
     xs, best = sorted(values), None
+    if not all(map(math.isfinite, xs)): raise ValueError("values must all be finite numbers")
     n = len(xs)
     for k in range(1, n // 2 + 1):            # P(x₍ₖ₎ > median) = P(fewer than k values below it) = P(Binomial(n, ½) < k)
         coverage = 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
         if coverage < confidence: break
         best = (xs[k - 1], xs[n - k], coverage)
-    if best is None: raise ValueError(f"values: {n} cannot bound the median with confidence {confidence} (95 % needs at least 6)")
+    if best is None:
+        needed = math.ceil(math.log2(2 / (1 - confidence)))            # k = 1 (min and max) covers 1 − 2/2ⁿ
+        raise ValueError(f"values: {n} cannot bound the median with confidence {confidence}; it needs at least {needed}")
     return best
 
 def target_verdict(margins_by_process, confidence=0.95):
     "Verdict on a target 'margin < 0' from per-round margins of several processes: met (missed) if the median's interval and every process's median are below (above) 0, else undecided."
-    if len(margins_by_process) < 2: raise ValueError(f"margins_by_process: need at least 2 processes, got {len(margins_by_process)}")
+    if len(margins_by_process) < 2 or not all(margins_by_process):
+        raise ValueError(f"margins_by_process: need at least 2 processes, each with a margin, got {[len(m) for m in margins_by_process]} margins")
     pooled = [m for margins in margins_by_process for m in margins]
     low, high, coverage = sign_test_interval(pooled, confidence)
     medians = [statistics.median(m) for m in margins_by_process]
@@ -371,38 +385,38 @@ def target_verdict(margins_by_process, confidence=0.95):
     return dict(verdict=verdict, median=statistics.median(pooled), low=low, high=high, coverage=coverage,
                 process_medians=medians, rounds=len(pooled))
 
-def round_ratios(times: dict, name, base='plain'):
-    "`name`'s time divided by `base`'s, round by round."
-    return [a / b for a, b in zip(times[name], times[base])]
-
 def ceiling_margins(times: dict, name, ceiling, base='plain'):
     "Per round, `name`'s ratio to `base` minus `ceiling` (below 0: under the ceiling)."
     return [r - ceiling for r in round_ratios(times, name, base)]
 
 def half_overhead_margins(times: dict, method, reference, base='plain'):
-    "Per round, `method`'s ratio to `base` minus 1 + half the `reference`'s overhead in the same round (below 0: at most half)."
-    return [m - (1 + (r - 1) / 2) for m, r in zip(round_ratios(times, method, base), round_ratios(times, reference, base))]
+    "Per round, `method`'s ratio to `base` minus (1 + half the `reference`'s overhead in the same round): below 0, at most half."
+    return [m - half_overhead_target(r) for m, r in zip(round_ratios(times, method, base), round_ratios(times, reference, base), strict=True)]
 
 def best_reference(times_by_process, method):
-    "Of `method`'s references present in every process, the one with the lowest median ratio over all rounds pooled."
+    "Of `method`'s references timed in every process, the one with the lowest median ratio over all rounds pooled."
+    if method not in REFERENCES: raise ValueError(f"method must be one of {list(REFERENCES)}, got {method!r}")
     refs = [r for r in REFERENCES[method] if all(r in t for t in times_by_process)]
     if not refs: raise ValueError(f"method: no reference of {method!r} was timed in every process")
     return min(refs, key=lambda r: statistics.median(x for t in times_by_process for x in round_ratios(t, r)))
 
+TARGET_KINDS = ('ceiling', 'half the best reference')
+
 def pooled_verdicts(jobs: dict, confidence=0.95):
     "Rows (job, target, verdict dict) for recorded jobs {name: {'target': ('ceiling', c) or ('half the best reference',), 'times': [per-process {name: [s per round]}]}}: one per timed name but plain, the floor and references; 'plain, 2nd copy' against 1 as a check of the method."
     rows = []
-    for name, job in jobs.items():
+    for job_name, job in jobs.items():
         times, (kind, *args) = job['times'], job['target']
+        if kind not in TARGET_KINDS: raise ValueError(f"jobs: {job_name!r} has an unknown target {job['target']!r}")
+        if any(set(t) != set(times[0]) for t in times): raise ValueError(f"jobs: the processes of {job_name!r} timed different names")
         if 'plain, 2nd copy' in times[0]:
-            rows.append((name, 'plain, 2nd copy vs 1', target_verdict([ceiling_margins(t, 'plain, 2nd copy', 1.) for t in times], confidence)))
-        for n in [n for n in times[0] if n not in CONTROLS and not n.startswith('ref: ')]:
+            rows.append((job_name, 'plain, 2nd copy vs 1', target_verdict([ceiling_margins(t, 'plain, 2nd copy', 1.) for t in times], confidence)))
+        for name in [n for n in times[0] if n not in CONTROLS and not n.startswith('ref: ')]:
             if kind == 'ceiling':
-                rows.append((name, f'{n} ≤ {args[0]:.2f}', target_verdict([ceiling_margins(t, n, args[0]) for t in times], confidence)))
-            elif kind == 'half the best reference':
-                ref = best_reference(times, n)
-                rows.append((name, f'{n} ≤ half of {ref[5:]}', target_verdict([half_overhead_margins(t, n, ref) for t in times], confidence)))
-            else: raise ValueError(f"jobs: {name!r} has an unknown target {job['target']!r}")
+                rows.append((job_name, f'{name} ≤ {args[0]:.2f}', target_verdict([ceiling_margins(t, name, args[0]) for t in times], confidence)))
+            else:
+                ref = best_reference(times, name)
+                rows.append((job_name, f"{name} ≤ half of {ref.removeprefix('ref: ')}", target_verdict([half_overhead_margins(t, name, ref) for t in times], confidence)))
     return rows
 
 def show_verdicts(rows):
