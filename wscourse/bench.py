@@ -332,16 +332,13 @@ def weight_access_seconds(module, n=2000, clock=time.perf_counter):
 
 def inference_path_rounds(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
     "{name: [seconds per round]} of inference for plain, a 2nd copy and each course method via each of `INFERENCE_PATHS` ('WS (convs): baked', ...)."
-    make, shape, bs = known_setup(setup)
-    torch.manual_seed(seed)
-    base = make()
-    x = torch.randn(bs, *shape)
-    fns = {v: partial(time_inference, copy.deepcopy(base), x, steps, clock) for v in ('plain', 'plain, 2nd copy')}
+    models, x, _ = setup_models(setup, {v: VARIANTS[v] for v in ('plain', 'plain, 2nd copy', *COURSE_METHODS)}, seed)
+    fns = {v: partial(time_inference, models[v], x, steps, clock) for v in ('plain', 'plain, 2nd copy')}
     for method in COURSE_METHODS:
-        model = VARIANTS[method](copy.deepcopy(base))
+        model = models[method]
         fns[f'{method}: eval cache'] = partial(time_inference, model, x, steps, clock)
         fns[f'{method}: parametrize.cached()'] = _inside_parametrize_cache(partial(time_inference, model, x, steps, clock))
-        fns[f'{method}: baked'] = partial(time_inference, bake(VARIANTS[method](copy.deepcopy(base))), x, steps, clock)
+        fns[f'{method}: baked'] = partial(time_inference, bake(copy.deepcopy(model)), x, steps, clock)
     return interleaved(fns, rounds)
 
 def bench_inference_paths(setup='ResNet-18 32×32 bs32', rounds=9, steps=10, clock=time.perf_counter, seed=0):
