@@ -1,6 +1,5 @@
 "The benchmark's smoke mode runs end to end as a command, so it never rots (its timings are not checked)."
 import pathlib, platform, subprocess, sys
-from fastcore.test import test_eq
 import pytest
 from hypothesis import given, settings, strategies as st
 from wscourse.bench import pooled_verdicts, sign_test_interval
@@ -88,9 +87,9 @@ def test_target_verdicts_tool_runs(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     run = json.loads(path.read_text())
-    test_eq(run['order'], jobs * 2)                                     # job 1, job 2, job 1, job 2
+    assert run['order'] == jobs * 2                                     # job 1, job 2, job 1, job 2
     for job in run['jobs'].values():
-        test_eq(len(job['times']), 2)
+        assert len(job['times']) == 2
         assert all(len(rounds) == job['rounds'] == 3 for process in job['times'] for rounds in process.values())
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed): show_verdicts(pooled_verdicts(run['jobs']))

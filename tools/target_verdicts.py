@@ -46,7 +46,7 @@ def run_child(job, rounds, quick):
     "Run `job` in a fresh Python process; its {name: [seconds per round]}."
     with tempfile.TemporaryDirectory() as d:
         out = pathlib.Path(d) / 'times.json'
-        cmd = [sys.executable, __file__, '--child', job, '--rounds', str(rounds), '--out', str(out)] + ['--quick'] * quick
+        cmd = [sys.executable, __file__, '--child', job, '--out', str(out)] + (['--quick'] if quick else ['--rounds', str(rounds)])
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode: raise RuntimeError(f"job {job!r} failed:\n{done.stderr}")
         return json.loads(out.read_text())
