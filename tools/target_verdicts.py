@@ -34,12 +34,12 @@ QUICK_SETUP, QUICK_ROUNDS = 'course CNN 28×28 bs32', 3
 
 def child(job, rounds, quick):
     "Run one job in this process; return {name: [seconds per round]}."
-    kind, setup, threads, clock, _, variants, steps, _ = JOBS[job]
-    torch.set_num_threads(threads)
-    steps, clock = 1 if quick else steps, CLOCKS[clock]
-    if kind == 'activation stats': return activation_stats_rounds(rounds, bs=known_setup(QUICK_SETUP if quick else setup)[2], steps=steps)
-    if kind == 'inference': return inference_path_rounds(QUICK_SETUP if quick else setup, rounds, steps, clock)
-    models, x, y = setup_models(QUICK_SETUP if quick else setup, variants and {v: VARIANTS[v] for v in variants})
+    spec = JOBS[job]
+    torch.set_num_threads(spec.threads)
+    setup, steps, clock = (QUICK_SETUP, 1, CLOCKS[spec.clock]) if quick else (spec.setup, spec.steps, CLOCKS[spec.clock])
+    if spec.kind == 'activation stats': return activation_stats_rounds(rounds, bs=known_setup(setup)[2], steps=steps)
+    if spec.kind == 'inference': return inference_path_rounds(setup, rounds, steps, clock)
+    models, x, y = setup_models(setup, spec.variants and {v: VARIANTS[v] for v in spec.variants})
     return interleaved({v: partial(time_train_step, m, x, y, steps, clock) for v, m in models.items()}, rounds)
 
 def run_child(job, rounds, quick):
