@@ -8,14 +8,15 @@ so that a slow spell of the host falls on all of them. A process times its varia
 pooled over processes; `wscourse.bench.pooled_verdicts` turns them into met / missed / undecided (95 % sign-test
 interval of the median, and every process's median on the same side of the target). The raw times are saved, so
 the verdicts can be recomputed from the file. `--quick` is a smoke run on the small course CNN.
-The default jobs are the targets' setups at 1 and 2 threads; `--jobs` picks some of them."""
+The default jobs are the targets' setups at 1 and 2 threads, and `WN bs32 1t`, weight norm's three forms alone (so more
+processes fit in the time); `--jobs` picks some of them."""
 import argparse, json, pathlib, subprocess, sys, tempfile, time
 from collections import namedtuple
 from functools import partial
 
 import torch
 from wscourse.bench import (COURSE_METHODS, CLOCKS, CONTROLS, VARIANTS, known_setup, activation_stats_rounds, inference_path_rounds, interleaved,
-                            pooled_verdicts, run_header, setup_models, show_verdicts, time_train_step, timm_available)
+                            pooled_verdicts, run_header, setup_models, show_verdicts, time_train_step, timm_available, TIMM_VARIANTS)
 
 HALF, BS128_CEILING = ('half the best reference',), ('ceiling', 1.10)
 R18_32, R18_128 = 'ResNet-18 32×32 bs32', 'ResNet-18 32×32 bs128'
@@ -29,6 +30,7 @@ JOBS = {
     'AS 2t':        Job('activation stats', 'course CNN 28×28 bs256', 2, 'perf_counter', ('ceiling', 1.15), None, 10, 25),
     'infer bs32 1t': Job('inference', R18_32, 1, 'thread_time', ('ceiling', 1.02), None, 10, 10),
     'infer bs32 2t': Job('inference', R18_32, 2, 'perf_counter', ('ceiling', 1.02), None, 10, 10),
+    'WN bs32 1t':   Job('train', R18_32, 1, 'thread_time', HALF, CONTROLS + ('WeightNorm', 'ref: torch weight_norm', 'ref: WN on the output'), 3, 10),
 }
 QUICK_SETUP, QUICK_ROUNDS = 'course CNN 28×28 bs32', 3
 
@@ -68,7 +70,8 @@ if __name__ == '__main__':
         pathlib.Path(args.out).write_text(json.dumps(child(args.child, rounds[args.child], args.quick))); sys.exit()
     if args.processes < 2: p.error('--processes must be >= 2')
     if args.processes * min(rounds[j] for j in args.jobs) < 6: p.error('the 95 % interval needs at least 6 rounds per job (--processes × --rounds)')
-    if any(JOBS[j].target == HALF for j in args.jobs) and not timm_available(): p.error("the bs32 jobs' references need timm: pip install timm")
+    if any(v in TIMM_VARIANTS for j in args.jobs for v in JOBS[j].variants or VARIANTS) and not timm_available():
+        p.error("the jobs that time every variant need timm for its references: pip install timm")
     run = dict(header=run_header(), torch=torch.__version__, quick=args.quick, processes=args.processes, order=[],
                jobs={j: dict(JOBS[j]._asdict(), setup=QUICK_SETUP if args.quick else JOBS[j].setup, steps=1 if args.quick else JOBS[j].steps,
                              rounds=rounds[j], times=[]) for j in args.jobs})

@@ -16,20 +16,23 @@ from .data import get_dls
 from .init import deep_cnn, init_weights
 from .hooks import ActivationStats
 from .learner import Learner
-from .scaling import MaxScale, reparametrize, bake
+from torch.autograd.function import once_differentiable
+
+from .scaling import MaxScale, reparametrize, bake, _check_eps
 from .weight_norm import WeightNorm
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
 
 # %% auto #0
 __all__ = ['VARIANTS', 'TIMM_VARIANTS', 'REFERENCES', 'SETUPS', 'QUICK_SETUPS', 'CLOCKS', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD',
            'MALLOPT_MAX', 'COURSE_METHODS', 'INFERENCE_PATHS', 'CONTROLS', 'TARGET_KINDS', 'NaiveWS', 'NaiveMax',
-           'TimesOne', 'timm_available', 'time_train_step', 'time_inference', 'interleaved', 'round_ratios',
-           'paired_ratio', 'median_seconds', 'course_cnn', 'resnet18', 'known_setup', 'setup_models',
-           'bench_parametrizations', 'activation_stats_rounds', 'bench_activation_stats', 'bench_data_pipeline',
-           'load_run', 'show_run', 'machine', 'run_header', 'header', 'format_rows', 'half_overhead_target',
-           'target_summary', 'main', 'keep_freed_memory', 'weight_access_seconds', 'inference_path_rounds',
-           'bench_inference_paths', 'sign_test_interval', 'target_verdict', 'ceiling_margins', 'half_overhead_margins',
-           'best_reference', 'pooled_verdicts', 'show_verdicts']
+           'TimesOne', 'timm_available', 'OutputWeightNormFunction', 'OutputWeightNorm', 'output_weight_norm',
+           'time_train_step', 'time_inference', 'interleaved', 'round_ratios', 'paired_ratio', 'median_seconds',
+           'course_cnn', 'resnet18', 'known_setup', 'setup_models', 'bench_parametrizations', 'activation_stats_rounds',
+           'bench_activation_stats', 'bench_data_pipeline', 'load_run', 'show_run', 'machine', 'run_header', 'header',
+           'format_rows', 'half_overhead_target', 'target_summary', 'main', 'keep_freed_memory',
+           'weight_access_seconds', 'inference_path_rounds', 'bench_inference_paths', 'sign_test_interval',
+           'target_verdict', 'ceiling_margins', 'half_overhead_margins', 'best_reference', 'pooled_verdicts',
+           'show_verdicts']
 
 # %% ../nbs/11_bench.ipynb #8ef2dc17
 class NaiveWS(nn.Module):
@@ -51,28 +54,80 @@ def _torch_weight_norm(model):
         if isinstance(m, (nn.Conv2d, nn.Linear)): torch.nn.utils.parametrizations.weight_norm(m)
     return model
 
-def _replace_convs(model, make):
-    "Swap every plain `nn.Conv2d` in `model` for `make(conv)` (same shape and settings)."
+def _replace_layers(model, make, types=(nn.Conv2d,)):
+    "Swap every module of `model` whose class is exactly one of `types` (plain `nn.Conv2d` by default) for `make(module)`."
     for m in list(model.modules()):
         for name, child in list(m.named_children()):
-            if type(child) is nn.Conv2d: setattr(m, name, make(child))
+            if type(child) in types: setattr(m, name, make(child))
     return model
 
 def _conv_args(c): return (c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.dilation, c.groups, c.bias is not None)
 
 def _timm_std_conv(model):
     from timm.layers import StdConv2d as TimmStdConv2d
-    return _replace_convs(model, lambda c: TimmStdConv2d(*_conv_args(c)))
+    return _replace_layers(model, lambda c: TimmStdConv2d(*_conv_args(c)))
 
 def _timm_scaled_std_conv(model):
     from timm.layers import ScaledStdConv2d as TimmScaledStdConv2d
-    return _replace_convs(model, lambda c: TimmScaledStdConv2d(*_conv_args(c), gamma=RELU_GAMMA))
+    return _replace_layers(model, lambda c: TimmScaledStdConv2d(*_conv_args(c), gamma=RELU_GAMMA))
 
 def timm_available():
     "True when timm can be imported (the timm reference rows are skipped otherwise)."
     try: import timm.layers; return True
     except ImportError: return False
 
+# %% ../nbs/11_bench.ipynb #7cb1b500
+class OutputWeightNormFunction(torch.autograd.Function):
+    "`layer(x; v)` with output channel c scaled by g_c / max(‖v_c‖, eps), plus `bias`: weight norm without making the weight; backward in closed form."
+    @staticmethod
+    def forward(ctx, x, g, v, bias, conv, eps):    # conv: (stride, padding, dilation, groups) of a Conv2d, None for a Linear
+        norm = torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1)
+        clamped = norm.clamp_min(eps)
+        scale = g / clamped
+        raw = F.linear(x, v) if conv is None else F.conv2d(x, v, None, *conv)
+        channel = (-1,) if conv is None else (-1, 1, 1)     # how a per-channel vector broadcasts over the output
+        y = raw * scale.view(channel) if bias is None else torch.addcmul(bias.view(channel), raw, scale.view(channel))
+        ctx.conv, ctx.channel, ctx.has_bias = conv, channel, bias is not None
+        ctx.save_for_backward(x, v, g, raw, clamped, scale, norm >= eps)
+        return y
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        x, v, g, raw, clamped, scale, active = ctx.saved_tensors   # active: channels whose norm is above eps
+        conv, channel = ctx.conv, ctx.channel
+        other = tuple(d for d in range(gy.ndim) if d != (gy.ndim - 1 if conv is None else 1))   # every dim but the channel's
+        d_scale = (gy * raw).sum(other)                           # ∂L/∂scale per channel
+        gy_scaled = gy * scale.view(channel)                      # ∂L/∂raw
+        if conv is None:
+            gx = gy_scaled @ v if ctx.needs_input_grad[0] else None
+            gv = gy_scaled.reshape(-1, v.shape[0]).t() @ x.reshape(-1, v.shape[1])
+        else:
+            stride, padding, dilation, groups = conv
+            gx, gv, _ = torch.ops.aten.convolution_backward(gy_scaled, x, v, None, stride, padding, dilation, False, [0, 0],
+                                                            groups, [ctx.needs_input_grad[0], True, False])
+        # ∂scale/∂v = −g v / ‖v‖³ where the norm is above eps (below it the scale is g / eps, whatever v is)
+        gv.addcmul_(v, torch.where(active, -d_scale * g / clamped ** 3, 0.).view(-1, *[1] * (v.ndim - 1)))
+        return gx, d_scale / clamped, gv, gy.sum(other) if ctx.has_bias else None, None, None
+
+class OutputWeightNorm(nn.Module):
+    "Reference only: a `Conv2d` or `Linear` with weight norm applied to its output, (g / ‖v‖) · layer(x; v) + bias; trains g and v like `WeightNorm`."
+    def __init__(self, layer: nn.Module, eps=1e-12):
+        super().__init__()
+        if type(layer) not in (nn.Conv2d, nn.Linear): raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        if isinstance(layer, nn.Conv2d) and (layer.padding_mode != 'zeros' or isinstance(layer.padding, str)):
+            raise ValueError(f"layer: only zero padding given as numbers is supported, got padding={layer.padding!r}, padding_mode={layer.padding_mode!r}")
+        self.eps = _check_eps(eps)
+        self.v = nn.Parameter(layer.weight.detach().clone())
+        self.g = nn.Parameter(torch.linalg.vector_norm(self.v.detach().reshape(self.v.shape[0], -1), dim=1))
+        self.bias = layer.bias
+        self.conv = (layer.stride, layer.padding, layer.dilation, layer.groups) if isinstance(layer, nn.Conv2d) else None
+    def forward(self, x): return OutputWeightNormFunction.apply(x, self.g, self.v, self.bias, self.conv, self.eps)
+
+def output_weight_norm(model: nn.Module, eps=1e-12):
+    "Swap every plain `Conv2d` and `Linear` of `model` for an `OutputWeightNorm` of it."
+    return _replace_layers(model, partial(OutputWeightNorm, eps=eps), (nn.Conv2d, nn.Linear))
+
+# %% ../nbs/11_bench.ipynb #b497c9b4
 VARIANTS = {
     'plain':                  lambda m: m,
     'plain, 2nd copy':        lambda m: m,
@@ -86,8 +141,11 @@ VARIANTS = {
     'ref: naive max (forum)': lambda m: reparametrize(m, NaiveMax),
     'ref: timm StdConv2d':    _timm_std_conv,
     'ref: timm ScaledStdConv2d': _timm_scaled_std_conv,
+    'ref: WN on the output':  output_weight_norm,
 }
 TIMM_VARIANTS = ('ref: timm StdConv2d', 'ref: timm ScaledStdConv2d')
+# The rows that set each course method's target: the sources' forms and the libraries'. `ref: WN on the output`
+# is the course's own comparison row, not a target.
 REFERENCES = {'MaxScale (layer)': ('ref: naive max (forum)',), 'WeightNorm': ('ref: torch weight_norm',),
               'WS (convs)': ('ref: naive WS (blog)', 'ref: timm StdConv2d'), 'scaled WS (convs)': ('ref: timm ScaledStdConv2d',)}
 
