@@ -2,6 +2,7 @@
 relative), on random shapes, including tied maxima, dead rows, zero gains and weights below eps; and the eval-mode
 weight cache (`CachedInEval`) is used exactly when it is safe."""
 import copy
+from functools import partial
 from types import SimpleNamespace
 
 import math
@@ -200,7 +201,8 @@ def output_weight_norm_cases(draw):
     groups = draw(st.sampled_from([1, 2]))
     n_in, n_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
     if draw(st.booleans()):
-        x = torch.randn(draw(st.integers(1, 3)), *[2] * draw(st.integers(0, 1)), n_in, generator=gen, dtype=torch.float64)
+        batch = draw(st.sampled_from([(), (2,), (3,), (2, 2)]))                          # () is one unbatched vector
+        x = torch.randn(*batch, n_in, generator=gen, dtype=torch.float64)
         v, conv = torch.randn(n_out, n_in, generator=gen, dtype=torch.float64), None
     else:
         k, stride, padding, dilation = (draw(st.sampled_from(o)) for o in ([1, 2, 3], [1, 2], [0, 1], [1, 2]))
@@ -216,10 +218,10 @@ def output_weight_norm_cases(draw):
     bias = torch.randn(n_out, generator=gen, dtype=torch.float64) if draw(st.booleans()) else None
     return x, g, v, bias, conv
 
-@given(output_weight_norm_cases())
+@given(output_weight_norm_cases(), st.booleans())
 @SETTINGS
-def test_output_weight_norm_matches_formula(case):
-    "The benchmark's weight norm on the output equals the layer run with the weight g · v / max(‖v‖, eps), outputs and gradients."
+def test_output_weight_norm_matches_formula(case, x_needs_grad):
+    "The benchmark's weight norm on the output equals the layer run with the weight g · v / max(‖v‖, eps), outputs and gradients (x's too, if it needs one)."
     import torch.nn.functional as F
     from wscourse.bench import OutputWeightNormFunction
     x, g, v, bias, conv = case
@@ -228,4 +230,6 @@ def test_output_weight_norm_matches_formula(case):
         w = g.view(-1, *[1] * (v.ndim - 1)) * (v / norm_except(v, 0, eps))
         return F.linear(x, w, b) if conv is None else F.conv2d(x, w, b, *conv)
     def fast(x, g, v, b=None): return OutputWeightNormFunction.apply(x, g, v, b, conv, eps)
-    compare(fast, slow, x, g, v, *([] if bias is None else [bias]))
+    tensors = [g, v, *([] if bias is None else [bias])]
+    if x_needs_grad: compare(fast, slow, x, *tensors)
+    else: compare(partial(fast, x), partial(slow, x), *tensors)       # x a constant, like the input of a model's first layer

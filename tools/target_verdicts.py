@@ -9,7 +9,8 @@ pooled over processes; `wscourse.bench.pooled_verdicts` turns them into met / mi
 interval of the median, and every process's median on the same side of the target). The raw times are saved, so
 the verdicts can be recomputed from the file. `--quick` is a smoke run on the small course CNN.
 The default jobs are the targets' setups at 1 and 2 threads, and `WN bs32 1t`, weight norm's three forms alone (so more
-processes fit in the time); `--jobs` picks some of them."""
+processes fit in the time); `--jobs` picks some of them. The train jobs with every variant now also time
+`ref: WN on the output`, which the recorded run of those jobs (nbs/bench_runs/target_verdicts.json) predates."""
 import argparse, json, pathlib, subprocess, sys, tempfile, time
 from collections import namedtuple
 from functools import partial
@@ -70,8 +71,8 @@ if __name__ == '__main__':
         pathlib.Path(args.out).write_text(json.dumps(child(args.child, rounds[args.child], args.quick))); sys.exit()
     if args.processes < 2: p.error('--processes must be >= 2')
     if args.processes * min(rounds[j] for j in args.jobs) < 6: p.error('the 95 % interval needs at least 6 rounds per job (--processes × --rounds)')
-    if any(v in TIMM_VARIANTS for j in args.jobs for v in JOBS[j].variants or VARIANTS) and not timm_available():
-        p.error("the jobs that time every variant need timm for its references: pip install timm")
+    if any(v in TIMM_VARIANTS for j in args.jobs if JOBS[j].kind == 'train' for v in JOBS[j].variants or VARIANTS) and not timm_available():
+        p.error("the train jobs that time every variant need timm for their references: pip install timm")
     run = dict(header=run_header(), torch=torch.__version__, quick=args.quick, processes=args.processes, order=[],
                jobs={j: dict(JOBS[j]._asdict(), setup=QUICK_SETUP if args.quick else JOBS[j].setup, steps=1 if args.quick else JOBS[j].steps,
                              rounds=rounds[j], times=[]) for j in args.jobs})

@@ -10,14 +10,13 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils import parametrize
 
 from .data import get_dls
 from .init import deep_cnn, init_weights
 from .hooks import ActivationStats
 from .learner import Learner
-from torch.autograd.function import once_differentiable
-
 from .scaling import MaxScale, reparametrize, bake, _check_eps
 from .weight_norm import WeightNorm
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
@@ -81,6 +80,7 @@ class OutputWeightNormFunction(torch.autograd.Function):
     "`layer(x; v)` with output channel c scaled by g_c / max(‖v_c‖, eps), plus `bias`: weight norm without making the weight; backward in closed form."
     @staticmethod
     def forward(ctx, x, g, v, bias, conv, eps):    # conv: (stride, padding, dilation, groups) of a Conv2d, None for a Linear
+        if conv is not None and x.ndim != 4: raise ValueError(f"x must be a batch (N, C, H, W) for a conv, got shape {tuple(x.shape)}")
         norm = torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1)
         clamped = norm.clamp_min(eps)
         scale = g / clamped
@@ -95,33 +95,41 @@ class OutputWeightNormFunction(torch.autograd.Function):
     def backward(ctx, gy):
         x, v, g, raw, clamped, scale, active = ctx.saved_tensors   # active: channels whose norm is above eps
         conv, channel = ctx.conv, ctx.channel
-        other = tuple(d for d in range(gy.ndim) if d != (gy.ndim - 1 if conv is None else 1))   # every dim but the channel's
-        d_scale = (gy * raw).sum(other)                           # ∂L/∂scale per channel
+        n_out = v.shape[0]
+        def per_channel_sum(t): return t.reshape(-1, n_out).sum(0) if conv is None else t.sum((0, 2, 3))
+        d_scale = per_channel_sum(gy * raw)                       # ∂L/∂scale per channel
         gy_scaled = gy * scale.view(channel)                      # ∂L/∂raw
         if conv is None:
             gx = gy_scaled @ v if ctx.needs_input_grad[0] else None
-            gv = gy_scaled.reshape(-1, v.shape[0]).t() @ x.reshape(-1, v.shape[1])
+            gv = gy_scaled.reshape(-1, n_out).t() @ x.reshape(-1, v.shape[1])
         else:
             stride, padding, dilation, groups = conv
             gx, gv, _ = torch.ops.aten.convolution_backward(gy_scaled, x, v, None, stride, padding, dilation, False, [0, 0],
                                                             groups, [ctx.needs_input_grad[0], True, False])
-        # ∂scale/∂v = −g v / ‖v‖³ where the norm is above eps (below it the scale is g / eps, whatever v is)
-        gv.addcmul_(v, torch.where(active, -d_scale * g / clamped ** 3, 0.).view(-1, *[1] * (v.ndim - 1)))
-        return gx, d_scale / clamped, gv, gy.sum(other) if ctx.has_bias else None, None, None
+        # ∂scale/∂v = −scale · v / ‖v‖² where the norm is above eps (below it the scale is g / eps, whatever v is)
+        rows = (-1,) + (1,) * (v.ndim - 1)
+        per_unit_v = torch.where(active, -d_scale * scale / clamped, 0.)      # the term is per_unit_v · v / ‖v‖
+        per_v = per_unit_v / clamped
+        if bool(per_v.isfinite().all()): gv.addcmul_(v, per_v.view(rows))
+        else: gv.addcmul_(v / clamped.view(rows), per_unit_v.view(rows))     # tiny norms: 1/‖v‖² overflows, v/‖v‖ does not
+        return gx, d_scale / clamped, gv, per_channel_sum(gy) if ctx.has_bias else None, None, None
 
 class OutputWeightNorm(nn.Module):
     "Reference only: a `Conv2d` or `Linear` with weight norm applied to its output, (g / ‖v‖) · layer(x; v) + bias; trains g and v like `WeightNorm`."
     def __init__(self, layer: nn.Module, eps=1e-12):
         super().__init__()
-        if type(layer) not in (nn.Conv2d, nn.Linear): raise TypeError(f"layer must be an nn.Conv2d or nn.Linear, got {type(layer).__name__}")
-        if isinstance(layer, nn.Conv2d) and (layer.padding_mode != 'zeros' or isinstance(layer.padding, str)):
-            raise ValueError(f"layer: only zero padding given as numbers is supported, got padding={layer.padding!r}, padding_mode={layer.padding_mode!r}")
+        if type(layer) not in (nn.Conv2d, nn.Linear): raise TypeError(f"layer must be a plain nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+        padding = (0, 0) if getattr(layer, 'padding', None) == 'valid' else getattr(layer, 'padding', None)
+        if isinstance(layer, nn.Conv2d) and (layer.padding_mode != 'zeros' or isinstance(padding, str)):
+            raise ValueError(f"layer: only zero padding given as numbers or 'valid' is supported, got padding={layer.padding!r}, padding_mode={layer.padding_mode!r}")
         self.eps = _check_eps(eps)
         self.v = nn.Parameter(layer.weight.detach().clone())
         self.g = nn.Parameter(torch.linalg.vector_norm(self.v.detach().reshape(self.v.shape[0], -1), dim=1))
         self.bias = layer.bias
-        self.conv = (layer.stride, layer.padding, layer.dilation, layer.groups) if isinstance(layer, nn.Conv2d) else None
-    def forward(self, x): return OutputWeightNormFunction.apply(x, self.g, self.v, self.bias, self.conv, self.eps)
+        self.conv = (layer.stride, padding, layer.dilation, layer.groups) if isinstance(layer, nn.Conv2d) else None
+    def forward(self, x):
+        if self.conv is not None and x.ndim == 3: return self(x.unsqueeze(0)).squeeze(0)     # one unbatched image, as Conv2d allows
+        return OutputWeightNormFunction.apply(x, self.g, self.v, self.bias, self.conv, self.eps)
 
 def output_weight_norm(model: nn.Module, eps=1e-12):
     "Swap every plain `Conv2d` and `Linear` of `model` for an `OutputWeightNorm` of it."
