@@ -92,7 +92,7 @@ def test_fit_leaves_no_callbacks_when_the_optimizer_fails():
     model = nn.Sequential(nn.Linear(4, 2))
     stats = ActivationStats()
     learn = Learner(model, dls)
-    with pytest.raises(ValueError, match='lr must be a positive number'): learn.fit(1, cbs=[stats], lr=-0.1)
+    with pytest.raises(ValueError, match='lr must be a positive finite number'): learn.fit(1, cbs=[stats], lr=-0.1)
     with pytest.raises(ValueError): learn.fit(1, cbs=[stats], lr=0)
     assert stats not in learn.cbs
 
@@ -120,7 +120,7 @@ def test_data_arguments_named_in_errors():
 
 
 def test_learner_lr_and_general_relu_arguments_named():
-    with pytest.raises(ValueError, match='lr must be a positive number'): Learner(nn.Linear(2, 2), None, lr=None)
+    with pytest.raises(ValueError, match='lr must be a positive finite number'): Learner(nn.Linear(2, 2), None, lr=None)
     from wscourse.activations import centring_sub, general_relu_gain
     with pytest.raises(ValueError, match='leaky'): general_relu_stats(leaky=1.5)
     with pytest.raises(ValueError, match='leaky'): centring_sub(leaky=1.5)

@@ -20,6 +20,7 @@ __all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback',
 # %% ../nbs/02_hooks.ipynb #1bb99da3
 class Hook:
     "Forward hook calling `f(hook, module, inputs, output)` on `m`; remove with `.remove()` or a `with` block."
+    handle = None                             # so that removing a Hook whose registration failed is a no-op
     def __init__(self, m: nn.Module, f):
         self.module, self.handle = m, m.register_forward_hook(partial(f, self))
     def remove(self):
@@ -76,6 +77,8 @@ class HooksCallback(Callback):
 def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
     "Share of the elements of `x` equal (up to `rtol`) to its minimum: the dead share of a ReLU-like output."
     if x.numel() == 0: return float('nan')
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64): x = x.float() if x.is_floating_point() else x.double()   # a half mean loses counts
     lo = x.min()
     level = lo + rtol * max(1., lo.abs().item()) if lo.isfinite() else lo           # a floor of -inf: the -inf entries
     at_floor = torch.le(x, level, out=torch.empty_like(x) if scratch is None else scratch)
@@ -112,8 +115,8 @@ def mean_std(x: torch.Tensor, scratch=None):
     if squares == 0 and flat.abs().max().item() == 0: return 0., 0.           # an all-zero (dead) layer, exactly
     info = torch.finfo(flat.dtype)
     if not math.isfinite(squares) or squares < n * info.tiny / info.eps:   # squares overflowed or were lost to underflow
-        std, mean = torch.std_mean(_to_host_float64(flat))                 # (or NaN/inf values): float64 throughout
-        return mean.item(), std.item()
+        as_float64 = _to_host_float64(flat)                                # (or NaN/inf values): float64 throughout; mean and std
+        return as_float64.mean().item(), as_float64.std().item()           # apart, so an inf keeps an inf mean (std_mean gives NaN)
     var = (squares - total * mean) / (n - 1)
     if squares <= 10 * n * var: return mean, math.sqrt(var)
     centred = torch.sub(flat, mean, out=torch.empty_like(flat) if scratch is None else scratch.view(-1))
@@ -139,7 +142,7 @@ def _bin_index(n, bins, device=None):
 def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None, index=None, offsets=None, finite=False):
     "Counts of `x` in `bins` equal-width bins over [low, high) (up to float rounding at the edges); others and NaN not counted. `finite=True`: no NaN."
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
-    if not low < high: raise ValueError(f"low must be below high, got low={low}, high={high}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high): raise ValueError(f"low must be below high, both finite, got low={low}, high={high}")
     x = _as_float(x).reshape(-1)
     n, scale = x.numel(), bins / (high - low)
     scratch = torch.empty_like(x) if scratch is None else scratch.view(-1)
@@ -167,7 +170,8 @@ class ActivationStats(HooksCallback):
     "Per-layer, per-batch mean, std, dead fraction and histogram of the hooked outputs during training; on a CPU with a core to spare, computed on a worker thread."
     def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False, background=None):
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
-        if not hist_range[0] < hist_range[1]: raise ValueError(f"hist_range must be (low, high) with low < high, got {hist_range}")
+        if not (isinstance(hist_range, (tuple, list)) and len(hist_range) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in hist_range)
+                and hist_range[0] < hist_range[1]): raise ValueError(f"hist_range must be (low, high), finite numbers with low < high, got {hist_range!r}")
         if background not in (None, True, False): raise ValueError(f"background must be None (decide from the idle cores), True or False, got {background!r}")
         super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
         self.bins, self.hist_range, self.background = bins, hist_range, background
@@ -231,12 +235,20 @@ class ActivationStats(HooksCallback):
         self.wait()
         return {**self.__dict__, '_pool': None, '_copies': {}, '_buffers': {}}
 
+    def _per_layer(self, name):
+        "The statistic `name` as a (layers, batches) tensor; an error if the layers recorded different numbers of batches."
+        self.wait()
+        rows = [getattr(h, name) for h in self.hooks]
+        if len({len(r) for r in rows}) > 1:
+            raise ValueError(f"the hooked modules recorded different numbers of outputs ({[len(r) for r in rows]}): a module that runs more than once "
+                             "per forward (e.g. one ReLU reused) records once per call; choose modules that run once per batch with mod_filter")
+        return torch.tensor(rows)
     @property
-    def means(self): self.wait(); return torch.tensor([h.means for h in self.hooks])
+    def means(self): return self._per_layer('means')
     @property
-    def stds(self): self.wait(); return torch.tensor([h.stds for h in self.hooks])
+    def stds(self): return self._per_layer('stds')
     @property
-    def deads(self): self.wait(); return torch.tensor([h.deads for h in self.hooks])
+    def deads(self): return self._per_layer('deads')
     @property
     def hists(self): self.wait(); return [torch.stack(h.hists) for h in self.hooks]
 

@@ -40,13 +40,13 @@ def run_callbacks(cbs, event, learn):
         if method is not None: method(learn)
 
 def run_cleanup(cbs, event, learn):
-    "Like `run_callbacks`, but every callback runs even if an earlier one raises; the first error is re-raised."
+    "Like `run_callbacks`, but every callback runs even if an earlier one raises (Ctrl-C included); the first error is re-raised."
     error = None
     for cb in sorted(cbs, key=attrgetter('order')):
         method = getattr(cb, event, None)
         if method is None: continue
         try: method(learn)
-        except Exception as e: error = error or e
+        except BaseException as e: error = error or e          # KeyboardInterrupt too: later callbacks still clean up
     if error is not None: raise error
 
 # %% ../nbs/01_learner.ipynb #ef54a729
@@ -70,10 +70,13 @@ class MetricsCB(Callback):
                                   seconds=time.perf_counter() - self._t0))
 
 # %% ../nbs/01_learner.ipynb #b409ed19
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf: raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+
 class Learner:
     "Train `model` on `dls` with `opt_func(params, lr)`; callbacks in `cbs` see every event."
     def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=(), opt_func=torch.optim.SGD):
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0: raise ValueError(f"lr must be a positive number, got {lr!r}")
+        _check_lr(lr)
         self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
         self.cbs = list(cbs)
         if not any(isinstance(cb, MetricsCB) for cb in self.cbs): self.cbs.append(MetricsCB())
@@ -85,7 +88,8 @@ class Learner:
         self.preds = self.model(self.xb)
         self.loss = self.loss_func(self.preds, self.yb)
         if self.training:
-            self.loss.backward()
+            self.opt.zero_grad()       # here, not only after the step: a batch cancelled or interrupted after its backward
+            self.loss.backward()       # must not leave its gradients to the next one
             self.opt.step()
             self.callback('after_step')
             self.opt.zero_grad()
@@ -104,8 +108,10 @@ class Learner:
     def fit(self, n_epochs=1, cbs=(), lr=None):
         "Train for `n_epochs`; `cbs` are used for this fit only. `after_fit` runs even if training raises."
         if n_epochs < 0: raise ValueError(f"n_epochs must be >= 0, got {n_epochs}")
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0): raise ValueError(f"lr must be a positive number, got {lr!r}")
+        if lr is not None: _check_lr(lr)
         cbs = list(cbs)
+        if any(isinstance(cb, MetricsCB) for cb in cbs) and any(isinstance(cb, MetricsCB) for cb in self.cbs):
+            raise ValueError("cbs: this Learner already has a MetricsCB; a second one would record every epoch twice")
         self.opt = self.opt_func(self.model.parameters(), self.lr if lr is None else lr)   # before `cbs` join: if it fails, none stay
         self.cbs += cbs
         self.n_epochs = n_epochs
