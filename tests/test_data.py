@@ -91,3 +91,19 @@ def test_batches_cover_each_item_once_per_epoch():
     for _ in range(3):
         seen = torch.cat([yb for _, yb in tb])
         assert sorted(seen.tolist()) == list(range(103))
+
+def test_corrupt_file_is_a_download_error(tmp_path):
+    "A raw file with a wrong header (torchvision asserts on it) raises DownloadError with the offline hint, not a bare AssertionError."
+    fake_fashion_mnist(tmp_path)
+    images = tmp_path / 'FashionMNIST' / 'raw' / 'train-images-idx3-ubyte'
+    images.write_bytes(b'\x00\x00\x09\x07' + images.read_bytes()[4:])          # not the IDX magic for bytes
+    with pytest.raises(DownloadError, match=r"get_dls\('digits'\)"): get_dls('fashion_mnist', root=tmp_path, download=False)
+
+def test_blank_images_normalize_without_nan(tmp_path):
+    "Training images with no spread (all black) are only centred: no 0/0."
+    raw = tmp_path / 'FashionMNIST' / 'raw'; raw.mkdir(parents=True)
+    for split, n in (('train', 12), ('t10k', 4)):
+        write_idx(raw / f'{split}-images-idx3-ubyte', np.zeros((n, 28, 28))); write_idx(raw / f'{split}-labels-idx1-ubyte', np.arange(n) % 10)
+    dls = get_dls('fashion_mnist', root=tmp_path, download=False)
+    assert torch.isfinite(dls.train.x).all() and torch.isfinite(dls.valid.x).all() and dls.std.tolist() == [1.]
+    assert (dls.train.x == 0).all()

@@ -38,7 +38,8 @@ def _torchvision(name, root, download):
     import torchvision.datasets as tvd
     cls = {'fashion_mnist': tvd.FashionMNIST, 'cifar10': tvd.CIFAR10}[name]
     try: return cls(root, train=True, download=download), cls(root, train=False, download=download)
-    except (URLError, OSError, RuntimeError) as e: raise DownloadError(_download_hint(name, root, e)) from e
+    except (URLError, OSError, RuntimeError, AssertionError, EOFError, ValueError) as e:    # a failed download, or a corrupt file
+        raise DownloadError(_download_hint(name, root, e)) from e
 
 def _as_nchw(data):
     "uint8 images from torchvision (NHW tensor or NHWC array) → float NCHW in [0, 1]."
@@ -72,7 +73,8 @@ class TensorBatches:
     "Iterate over `(xb, yb)` batches of in-memory tensors `x`, `y`, reshuffled each pass when `shuffle`."
     def __init__(self, x, y, bs=256, shuffle=False, seed=0):
         if len(x) != len(y): raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        if bs < 1: raise ValueError(f"bs must be a positive batch size, got {bs}")
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1: raise ValueError(f"bs must be a positive int batch size, got {bs!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int): raise ValueError(f"seed must be an int, got {seed!r}")
         self.x, self.y, self.bs, self.shuffle = x, y, bs, shuffle
         self.gen = torch.Generator().manual_seed(seed)
     def __len__(self): return (len(self.x) + self.bs - 1) // self.bs
@@ -96,8 +98,8 @@ class DataLoaders:
 
 def _subset(x, y, n, seed, what='n'):
     "The first `n` items of a fixed random permutation (all when `n` is None)."
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1): raise ValueError(f"{what} (a subset size) must be a positive int, got {n!r}")
     if n is None or n >= len(x): return x, y
-    if n < 1: raise ValueError(f"{what} (a subset size) must be positive, got {n}")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx], y[idx]
 
@@ -116,12 +118,14 @@ def get_dls(name=None, bs=256, n_train=None, n_valid=None, root=None, download=T
     else:
         xt, yt, xv, yv = read_torchvision(name, root, download)
         if size is not None: xt, xv = [F.interpolate(o, size=(size, size), mode='bilinear') for o in (xt, xv)]
+    n_classes = int(max(yt.max(), yv.max())) + 1                 # of the whole dataset, whatever subset is taken
     xt, yt = _subset(xt, yt, n_train, 1, 'n_train')
     xv, yv = _subset(xv, yv, n_valid, 2, 'n_valid')
     mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True)
+    std = torch.where(std > 0, std, 1.)                          # no spread (or one pixel): only centre that channel, no 0/0
     xt, xv = (xt - mean) / std, (xv - mean) / std
     return DataLoaders(TensorBatches(xt, yt, bs, shuffle=True, seed=seed), TensorBatches(xv, yv, bs * 2),
-                       int(max(yt.max(), yv.max())) + 1, mean.flatten(), std.flatten(), name)
+                       n_classes, mean.flatten(), std.flatten(), name)
 
 # %% ../nbs/00_data.ipynb #7eb8c053
 def show_batch(dls, n=16, ncols=8, figsize=None):
@@ -130,7 +134,7 @@ def show_batch(dls, n=16, ncols=8, figsize=None):
     x, y = dls.train.x[:n], dls.train.y[:n]
     x = (x * dls.std[:, None, None] + dls.mean[:, None, None]).clamp(0, 1)
     nrows = (n + ncols - 1) // ncols
-    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (ncols * 1.1, nrows * 1.2))
+    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (ncols * 1.1, nrows * 1.2), squeeze=False)
     for ax, img, lbl in zip(axs.flat, x, y):
         ax.imshow(img.permute(1, 2, 0).squeeze(-1), cmap='gray' if img.shape[0] == 1 else None)
         ax.set_title(int(lbl)); ax.axis('off')
