@@ -177,3 +177,25 @@ def test_parametrizing_a_new_tensor_of_a_deep_copy_leaves_the_original_alone(how
     assert list(original[0].parametrizations.keys()) == ['weight']
     assert isinstance(original[0].bias, nn.Parameter)                 # a plain parameter still, not a broken property
     original(torch.randn(2, 3)).sum().backward()
+
+
+HALF_PRECISION_CASES = [(make, dtype, kind) for make in (MaxScale, lambda: MaxScale(dim=0), WeightNorm, WeightStandardization, ScaledWeightStandardization)
+                        for dtype in (torch.float16, torch.bfloat16) for kind in ('kaiming', 'one zero row', 'all zero')]
+
+@pytest.mark.parametrize('make, dtype, kind', HALF_PRECISION_CASES)
+def test_half_precision_weights_give_no_nan(make, dtype, kind):
+    "In float16/bfloat16 the parametrizations compute in float32 (eps 1e-12 is 0 in float16; closed-form row sums overflow): no NaN, and the float32 weight to a few units of the dtype."
+    torch.manual_seed(0)
+    lin = nn.Linear(4096, 16)
+    with torch.no_grad():
+        if kind == 'one zero row': lin.weight[0] = 0
+        if kind == 'all zero': lin.weight.zero_()
+    reference = reparametrize(nn.Sequential(lin), make)[0]
+    half = reparametrize(nn.Sequential(nn.Linear(4096, 16)), make)[0]
+    half.load_state_dict(reference.state_dict()); half.to(dtype)
+    x = torch.randn(8, 4096)
+    out = half(x.to(dtype)); out.float().sum().backward()
+    assert not out.isnan().any() and not any(p.grad.isnan().any() for p in half.parameters())
+    with torch.no_grad(): expected = reference.weight
+    tol = 4 * torch.finfo(dtype).eps                                       # the originals are rounded too: a few units of the dtype
+    torch.testing.assert_close(half.weight.detach().float(), expected, rtol=tol, atol=tol * expected.abs().max().item())

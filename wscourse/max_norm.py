@@ -36,10 +36,12 @@ class MaxNormCB(Callback):
     order = 0
     def __init__(self, max_norm, mod_filter=(nn.Linear, nn.Conv2d), dim=0):
         max_norm_(torch.zeros(1, 1), max_norm)                 # validates max_norm early
+        _check_dim(dim)
         self.max_norm, self.dim, self.mod_filter = max_norm, dim, as_module_filter(mod_filter)
     def before_fit(self, learn):
         self.modules = [m for m in learn.model.modules() if self.mod_filter(m) and isinstance(getattr(m, 'weight', None), torch.Tensor)]
         if not self.modules: raise ValueError("mod_filter chose no module with a weight: nothing to constrain")
+        for m in self.modules: _check_dim(self.dim, m.weight.ndim)   # before any step, not at the first after_step
         bad = [type(m).__name__ for m in self.modules if parametrize.is_parametrized(m, 'weight')]
         if bad: raise ValueError(f"MaxNormCB can't constrain a parametrized weight ({', '.join(bad)}): its `weight` is recomputed "
                                  "from the stored tensors on every access, so capping it in place would change nothing")

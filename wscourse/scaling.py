@@ -117,22 +117,30 @@ class CachedInEval(nn.Module):
     def _depends_on(self, tensors):
         "The inputs and this module's own parameters and buffers (e.g. a learnable gain): what the result is computed from."
         return (*tensors, *(t for t in self._parameters.values() if t is not None), *(t for t in self._buffers.values() if t is not None))
+    def _compute(self, tensors):
+        "`compute`; for half-precision inputs in float32 (eps underflows and row sums overflow in float16), cast back."
+        if any(t.dtype in (torch.float16, torch.bfloat16) for t in tensors):
+            return self.compute(*(t.float() for t in tensors)).to(tensors[-1].dtype)
+        return self.compute(*tensors)
     def forward(self, *tensors):
         if self.training or torch.is_grad_enabled():
             self._cache = None
-            return self.compute(*tensors)
+            return self._compute(tensors)
         deps = self._depends_on(tensors)
         if any(t.is_inference() for t in deps):       # inference tensors have no version counter: nothing to check a cache by
             self._cache = None
-            return self.compute(*tensors)
-        key = [(t._version, t.data_ptr(), t.dtype, t.device, t.shape) for t in deps]
+            return self._compute(tensors)
+        key = [(t._version, t.data_ptr(), t.stride(), t.dtype, t.device, t.shape) for t in deps]
         c = self._cache
         if c is not None and len(c[0]) == len(deps) and all(a is b for a, b in zip(c[0], deps)) and c[1] == key and c[2]._version == c[3]:
             return c[2]
-        out = self.compute(*tensors)
+        out = self._compute(tensors)
         self._cache = None if out.is_inference() else (deps, key, out, out._version)
         return out
     def clear_cache(self): self._cache = None
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None                            # .to() / .half() / .float(): the converted tensors may reuse address and version
+        return super()._apply(fn, *args, **kwargs)
 
 class MaxScale(CachedInEval):
     "Parametrization w → w / max|w|, over the whole tensor (`dim=None`) or per slice along `dim`; closed-form backward."
@@ -175,6 +183,7 @@ def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Con
         _register_parametrization(m, name, p)
     return model
 
+@torch.enable_grad()                  # under no_grad torch would keep a weight made from several tensors as a buffer
 def bake(model: nn.Module):
     "Remove every parametrization from `model`, keeping the current effective tensors as plain Parameters."
     for m in list(model.modules()):
@@ -204,6 +213,7 @@ class Gain(nn.Module):
 def max_scale_with_gain(module: nn.Module, dim=None, detach=False, name='weight'):
     "Register `MaxScale(dim, detach)` then a `Gain` starting at the current max|w| on `module.name`."
     w = getattr(module, name)
+    _check_float(w, f"{type(module).__name__}.{name}"); _check_nonempty(w, f"{type(module).__name__}.{name}")
     init = w.detach().abs().max().item()
     _register_parametrization(module, name, MaxScale(dim, detach))
     _register_parametrization(module, name, Gain(init))

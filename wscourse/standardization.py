@@ -27,7 +27,7 @@ def _fan_dims(w):
     if w.shape[0] == 0: raise ValueError(f"the weight has no output channels (shape {tuple(w.shape)}): nothing to standardize")
     fan = w[0].numel()
     if fan < 2:
-        raise ValueError("weight standardization needs at least 2 weights per output channel, but this layer's fan is 1 "
+        raise ValueError(f"weight standardization needs at least 2 weights per output channel, but this layer's fan is {fan} "
                          "(e.g. a 1x1 conv with one input channel): its standardized weight would always be 0")
     return list(range(1, w.ndim)), fan
 
@@ -99,6 +99,8 @@ class ScaledWeightStandardization(CachedInEval):
     "Parametrization w → gain · gamma · (w − mean) / √max(var · fan, eps), with a learnable per-output-channel `gain`."
     def __init__(self, gamma=1., eps=1e-4, n_out=None):
         super().__init__()
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma):
+            raise ValueError(f"gamma must be a finite number, got {gamma!r}")
         self.gamma, self.eps = gamma, _check_eps(eps)
         self.gain = None if n_out is None else nn.Parameter(torch.ones(n_out))
     def _make_gain(self, w):
@@ -138,6 +140,7 @@ NORMS = {'bn': nn.BatchNorm2d, 'gn': lambda n: nn.GroupNorm(min(8, n), n)}
 def small_resnet(norm='bn', ws=False, n_in=1, n_classes=10, widths=(16, 32, 64)):
     "Stem + one residual block per width (stride 2 after the first) + global average pool; `ws` standardizes every conv."
     if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+    if not widths: raise ValueError("widths must name at least one block's width")
     nl, conv = NORMS[norm], (StdConv2d if ws else nn.Conv2d)
     layers = [conv(n_in, widths[0], 3, 1, 1, bias=False), nl(widths[0]), nn.ReLU()]
     for i, (a, b) in enumerate(zip((widths[0],) + tuple(widths[:-1]), widths)): layers.append(res_block(a, b, 1 if i == 0 else 2, nl, conv))

@@ -67,5 +67,7 @@ def weight_norm(module: nn.Module, dim=0, name='weight', eps=1e-12):
     if not isinstance(t, torch.Tensor): raise ValueError(f"{type(module).__name__} has no parameter named {name!r}")
     _check_float(t, f"{type(module).__name__}.{name}")
     _check_nonempty(t, f"{type(module).__name__}.{name}"); _check_dim(dim, t.ndim); _check_eps(eps)
+    if parametrize.is_parametrized(module, name):       # its right_inverse makes two tensors (g, v): it can only come first
+        raise ValueError(f"{type(module).__name__}.{name} is already parametrized: weight norm must be its first parametrization")
     _register_parametrization(module, name, WeightNorm(dim, eps))
     return module
