@@ -107,7 +107,7 @@ def test_small_input_checks():
     with pytest.raises(ValueError, match='bins must be an int'): bin_counts(torch.zeros(3), 2.5, 0., 1.)
     with pytest.raises(ValueError, match='bins must be an int'): ActivationStats(bins=2.5)
     assert floor_fraction(torch.tensor([-math.inf, 0., 1.])) == pytest.approx(1 / 3)
-    with pytest.raises(ValueError, match='std must be positive'): general_relu_stats(maxv=1, std=0)
+    with pytest.raises(ValueError, match='std must be a positive finite number'): general_relu_stats(maxv=1, std=0)
 
 
 def test_data_arguments_named_in_errors():

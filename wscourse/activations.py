@@ -49,15 +49,16 @@ def _cdf(c): return 0.5 * (1 + math.erf(c / math.sqrt(2)))
 
 def general_relu_moments(leaky=None, sub=None, maxv=None, std=1.):
     "Exact (mean, second moment) of `GeneralRelu(leaky, sub, maxv)` for N(0, `std`²) input."
-    if not std > 0: raise ValueError(f"std must be positive, got {std}")
+    if not 0 < std < math.inf: raise ValueError(f"std must be a positive finite number, got {std}")
     GeneralRelu(leaky, sub, maxv)                     # the same checks of leaky, sub and maxv as the layer's
     a, s = leaky or 0., sub or 0.
     if maxv is None: eg, eg2 = std * _PHI0, std * std / 2
     else:
         c = (maxv + s) / std
         tail = 1 - _cdf(c)
-        eg = std * (_PHI0 - _pdf(c) + c * tail)
-        eg2 = std * std * (_cdf(c) - 0.5 - c * _pdf(c) + c * c * tail)
+        c_tail, c2_tail = (c * tail, c * c * tail) if tail else (0., 0.)   # c huge (a tiny std): c² overflows where tail is 0
+        eg = std * (_PHI0 - _pdf(c) + c_tail)
+        eg2 = std * std * (_cdf(c) - 0.5 - c * _pdf(c) + c2_tail)
     eh, eh2 = -a * std * _PHI0, a * a * std * std / 2
     m1 = eg + eh
     return m1 - s, eg2 + eh2 - 2 * s * m1 + s * s
@@ -87,6 +88,8 @@ def centring_sub(leaky=None, maxv=None, std=1.):
 # %% ../nbs/05_general_relu.ipynb #b470541b
 def predicted_preact_stds(act: GeneralRelu, gain: float, depth=30, start=1.):
     "Pre-activation std after each of `depth` layers (N(0, gain²/n) weights) fed act(N(0, `start`²)), from the exact moment map."
+    if not 0 < gain < math.inf: raise ValueError(f"gain must be a positive finite number, got {gain}")
+    if not 0 < start < math.inf: raise ValueError(f"start must be a positive finite number, got {start}")
     sigma, stds = start, []
     for _ in range(depth):
         sigma = gain * math.sqrt(max(general_relu_moments(act.leaky, act.sub, act.maxv, sigma)[1], 0.))

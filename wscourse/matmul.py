@@ -21,10 +21,13 @@ def _activation(act):
     if act in ACTIVATIONS: return ACTIVATIONS[act]
     raise ValueError(f"act must be None, a callable or one of {list(ACTIVATIONS)}; got {act!r}")
 
+def _check_count(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum: raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
 def matmul_stats(depth: int, n: int, scale: float, act=None, batch=200, seed=0) -> torch.Tensor:
     "Std of the activations after each of `depth` products with `n`×`n` N(0,1)·`scale` weights (inputs N(0,1))."
-    if depth < 1: raise ValueError(f"depth must be >= 1, got {depth}")
-    if n < 1: raise ValueError(f"n must be >= 1, got {n}")
+    _check_count('depth', depth); _check_count('n', n); _check_count('batch', batch)
+    if batch * n < 2: raise ValueError(f"batch × n must be at least 2: the std of one activation is undefined (batch={batch}, n={n})")
     act = _activation(act)
     g = torch.Generator().manual_seed(seed)
     x, stds = torch.randn(batch, n, generator=g), []
@@ -37,6 +40,7 @@ def matmul_stats(depth: int, n: int, scale: float, act=None, batch=200, seed=0) 
 # %% ../nbs/03_matmul.ipynb #55d5eaed
 def dot_stats(n: int, act=None, trials=2000, seed=0):
     "Mean and second moment of `act(x @ a)` for x, a with `n` N(0,1) entries, averaged over `trials` draws."
+    _check_count('n', n); _check_count('trials', trials)
     act = _activation(act)
     g = torch.Generator().manual_seed(seed)
     y = (torch.randn(trials, n, generator=g) * torch.randn(trials, n, generator=g)).sum(1)
