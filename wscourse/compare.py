@@ -56,10 +56,11 @@ def run_experiment(configs: dict, seeds=(0, 1, 2), epochs=3, dls_fn=None) -> dic
 
 def results_table(results: dict, baseline=None) -> str:
     "A text table: accuracy mean ± std, min, seconds per epoch (and the ratio to `baseline`)."
+    if baseline is not None and baseline not in results: raise ValueError(f"baseline must be one of {list(results)}, got {baseline!r}")
     lines = [f"{'method':26} {'valid acc (mean ± std)':>22} {'min':>6} {'s/epoch':>8}" + (f" {'× ' + baseline:>14}" if baseline else '')]
     for name, r in results.items():
         line = f"{name:26} {r.mean:>14.3f} ± {r.std:.3f} {r.accs.min():>6.3f} {r.seconds:>8.2f}"
-        if baseline: line += f" {r.seconds / results[baseline].seconds:>14.2f}"
+        if baseline: line += f" {r.seconds / results[baseline].seconds:>14.2f}" if results[baseline].seconds > 0 else f" {'-':>14}"
         lines.append(line)
     return '\n'.join(lines)
 

@@ -25,6 +25,7 @@ def fans(w: torch.Tensor) -> tuple[int, int]:
     if w.dim() < 2: raise ValueError(f"w must have at least 2 dimensions (out, in, ...), got shape {tuple(w.shape)}")
     if w.shape[0] == 0 or w.shape[1] == 0: raise ValueError(f"w has no fan: shape {tuple(w.shape)} has a zero-sized (out, in) dimension")
     receptive = w[0, 0].numel()
+    if receptive == 0: raise ValueError(f"w has no fan: shape {tuple(w.shape)} has a zero-sized kernel dimension")
     return w.shape[1] * receptive, w.shape[0] * receptive
 
 # %% ../nbs/04_init.ipynb #ca27df52
@@ -36,7 +37,7 @@ def glorot_std(w, gain=1.):
 def kaiming_std(w, a=0., mode='fan_in'):
     "Std of Kaiming init for `w` before a leaky ReLU of slope `a`: √(2 / ((1 + a²) · fan))."
     if mode not in ('fan_in', 'fan_out'): raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    if not 0 <= a: raise ValueError(f"a (the negative slope) must be >= 0, got {a}")
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a < math.inf: raise ValueError(f"a (the negative slope) must be a number >= 0, got {a!r}")
     fan = fans(w)[0 if mode == 'fan_in' else 1]
     return math.sqrt(2 / ((1 + a * a) * fan))
 
@@ -70,7 +71,7 @@ def init_weights(model: nn.Module, scheme='kaiming', leaky=0.):
     "Re-initialize every Conv/Linear weight of `model` with `scheme` (zero bias); `'default'` is PyTorch's init."
     if scheme != 'default' and scheme not in INIT_SCHEMES:
         raise ValueError(f"scheme must be 'default' or one of {', '.join(INIT_SCHEMES)}; got {scheme!r}")
-    if not 0 <= leaky < 1: raise ValueError(f"leaky must be in [0, 1), got {leaky}")
+    if isinstance(leaky, bool) or not isinstance(leaky, (int, float)) or not 0 <= leaky < 1: raise ValueError(f"leaky must be a number in [0, 1), got {leaky!r}")
     for m in model.modules():
         if not isinstance(m, WEIGHT_LAYERS): continue
         if scheme == 'default': m.reset_parameters(); continue
@@ -96,6 +97,7 @@ def init_stack_stds(scheme='kaiming', gain_mult=1., depth=20, n=256, seed=0):
 def deep_cnn(widths=(8, 16, 16, 32, 32, 32, 32, 32), strides=(1, 2, 1, 2, 1, 2, 1, 2), n_in=1, n_classes=10, size=28, act=nn.ReLU):
     "A plain stack of 3×3 conv + `act` layers with the given `widths` and `strides`, then a linear head."
     if len(widths) != len(strides): raise ValueError(f"widths and strides differ in length: {len(widths)} vs {len(strides)}")
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in strides): raise ValueError(f"strides must be ints >= 1, got {strides!r}")
     chans = (n_in,) + tuple(widths)
     for s in strides: size = (size + s - 1) // s
     return nn.Sequential(*[conv(a, b, stride=s, act=act) for a, b, s in zip(chans[:-1], chans[1:], strides)],

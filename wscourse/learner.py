@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_learner.ipynb #67c1c6de
 from __future__ import annotations
-import math, random, time
+import math, numbers, random, time
 from operator import attrgetter
 
 import numpy as np
@@ -71,7 +71,7 @@ class MetricsCB(Callback):
 
 # %% ../nbs/01_learner.ipynb #b409ed19
 def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf: raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf: raise ValueError(f"lr must be a positive finite number, got {lr!r}")
 
 class Learner:
     "Train `model` on `dls` with `opt_func(params, lr)`; callbacks in `cbs` see every event."
