@@ -18,7 +18,7 @@ from .init import deep_cnn, init_weights
 from .hooks import ActivationStats
 from .learner import Learner
 from .scaling import MaxScale, reparametrize, bake, _check_eps
-from .weight_norm import WeightNorm
+from .weight_norm import WeightNorm, norm_except
 from .standardization import WeightStandardization, ScaledWeightStandardization, RELU_GAMMA
 
 # %% auto #0
@@ -124,7 +124,7 @@ class OutputWeightNorm(nn.Module):
             raise ValueError(f"layer: only zero padding given as numbers or 'valid' is supported, got padding={layer.padding!r}, padding_mode={layer.padding_mode!r}")
         self.eps = _check_eps(eps)
         self.v = nn.Parameter(layer.weight.detach().clone())
-        self.g = nn.Parameter(torch.linalg.vector_norm(self.v.detach().reshape(self.v.shape[0], -1), dim=1))
+        self.g = nn.Parameter(norm_except(self.v.detach(), 0, 0.).view(-1))      # as WeightNorm.right_inverse starts g
         self.bias = layer.bias
         self.conv = (layer.stride, padding, layer.dilation, layer.groups) if isinstance(layer, nn.Conv2d) else None
     def forward(self, x):
