@@ -41,3 +41,45 @@ def test_no_star_import_collisions():
         for name in getattr(mod, '__all__', []):
             assert name not in owners, f"{name} is exported by both wscourse.{owners[name]} and wscourse.{py.stem}"
             owners[name] = py.stem
+
+def settings():
+    from configparser import ConfigParser
+    config = ConfigParser(delimiters=['=']); config.read(ROOT / 'settings.ini', encoding='utf-8')
+    return config['DEFAULT']
+
+def colab_versions():
+    "{package: version} from .ci/colab-versions.txt, what Colab preinstalls (and CI's replica installs)."
+    lines = [l.split('==') for l in (ROOT / '.ci' / 'colab-versions.txt').read_text().splitlines() if '==' in l]
+    return {name.lower(): version for name, version in lines}
+
+def test_runtime_requirements_are_lower_bounds_that_colab_meets():
+    "Installing the course on Colab upgrades and downgrades nothing: every runtime requirement is a floor Colab's version meets."
+    from packaging.requirements import Requirement
+    colab = colab_versions()
+    for req in map(Requirement, settings()['requirements'].split()):
+        assert all(s.operator == '>=' for s in req.specifier), f'{req}: runtime requirements are lower bounds only'
+        if req.name.lower() in colab:
+            assert req.specifier.contains(colab[req.name.lower()]), f"{req} would replace Colab's {req.name} {colab[req.name.lower()]}"
+    assert {'torch', 'ipywidgets', 'fastcore', 'matplotlib', 'numpy'} <= {Requirement(r).name for r in settings()['requirements'].split()}
+
+def test_torch_floor_is_the_oldest_torch_tested():
+    "The runtime floor is the replica's torch (the oldest tested); the dev extra pins the newest tested."
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    reqs = {Requirement(r).name: Requirement(r) for r in settings()['requirements'].split()}
+    dev = {Requirement(r).name: Requirement(r) for r in settings()['dev_requirements'].split()}
+    (floor,) = reqs['torch'].specifier
+    assert floor.operator == '>=' and Version(floor.version) == Version(colab_versions()['torch'])
+    newest = next(iter(dev['torch'].specifier))
+    assert newest.operator == '==' and reqs['torch'].specifier.contains(newest.version)
+
+def test_every_lesson_has_the_same_colab_install_cell():
+    "Each notebook installs the course on Colab with one cell, the same everywhere, that names nothing but the course."
+    import json
+    cells = {}
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        code = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+        cells[nb.name] = next(c for c in code if 'google.colab' in c)
+    assert len(set(cells.values())) == 1, 'the Colab cells differ'
+    installs = re.findall(r"'install -q (.*?)'", next(iter(cells.values())))
+    assert installs == [f"git+{settings()['git_url']}"], installs
