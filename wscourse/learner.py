@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_learner.ipynb #67c1c6de
 from __future__ import annotations
-import math, numbers, random, time
+import copy, math, numbers, random, time
 from operator import attrgetter
 
 import numpy as np
@@ -12,15 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import TensorBatches
+
 # %% auto #0
 __all__ = ['EVENTS', 'set_seed', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
-           'run_callbacks', 'run_cleanup', 'MetricsCB', 'Learner', 'conv', 'simple_cnn', 'in_notebook', 'ProgressCB']
+           'run_callbacks', 'run_cleanup', 'default_device', 'to_device', 'MetricsCB', 'Learner', 'conv', 'simple_cnn',
+           'in_notebook', 'ProgressCB']
 
 # %% ../nbs/01_learner.ipynb #f639f06f
 def set_seed(seed: int):
-    "Seed Python, NumPy and PyTorch so that CPU runs repeat exactly."
+    "Seed Python, NumPy and PyTorch (the CPU and every GPU) so that CPU runs repeat exactly."
     if not isinstance(seed, int): raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)           # torch.manual_seed does it too; said here so nobody has to know (a no-op without CUDA)
 
 # %% ../nbs/01_learner.ipynb #41d62f9f
 EVENTS = ('before_fit', 'before_epoch', 'before_batch', 'after_step', 'after_batch', 'after_epoch', 'after_fit')
@@ -49,21 +53,79 @@ def run_cleanup(cbs, event, learn):
         except BaseException as e: error = error or e          # KeyboardInterrupt too: later callbacks still clean up
     if error is not None: raise error
 
+# %% ../nbs/01_learner.ipynb #b3306a08
+def default_device() -> torch.device:
+    "Where to train when nobody says: a CUDA GPU if there is one, else Apple's MPS, else the CPU."
+    if torch.cuda.is_available(): return torch.device('cuda')
+    if torch.backends.mps.is_available(): return torch.device('mps')
+    return torch.device('cpu')
+
+def _device_problem(d: torch.device):
+    "Why torch can't use device `d` on this machine, or None when it can."
+    if d.type in ('cpu', 'meta'): return None                     # meta: shapes without numbers (dry runs, tests)
+    backend = torch.backends.mps if d.type == 'mps' else getattr(torch, d.type, None)    # torch.cuda, torch.xpu, ...
+    if backend is None or not hasattr(backend, 'is_available'):
+        try: torch.empty(0, device=d); return None
+        except Exception as e: return f"torch can't make a tensor there ({str(e).splitlines()[0]})"
+    if not backend.is_available(): return f"no {d.type} device is available here (none on this machine, or a torch built without it)"
+    n = 1 if d.type == 'mps' else backend.device_count()
+    if d.index is not None and d.index >= n:
+        return f"this machine has {n} {d.type} device{'' if n == 1 else 's'}: " + ', '.join(f'{d.type}:{i}' for i in range(n))
+    return None
+
+def _check_device(device) -> torch.device:
+    "`device` (a str such as 'cuda:1', or a `torch.device`) as a `torch.device`; a ValueError naming it if this machine can't use it."
+    if isinstance(device, str):
+        try: d = torch.device(device)
+        except RuntimeError: raise ValueError(f"device={device!r} is not a device name torch knows (e.g. 'cpu', 'cuda', 'cuda:1', 'mps')") from None
+    elif isinstance(device, torch.device): d = device
+    else: raise TypeError(f"device must be a str, a torch.device or None (for default_device()), got {type(device).__name__}")
+    problem = _device_problem(d)
+    if problem: raise ValueError(f"device={str(d)!r} can't be used: {problem}")
+    return d
+
+def to_device(b, device, non_blocking=None):
+    "`b` with every tensor in it (also inside tuples, lists and dicts) moved to `device`; tensors already there are returned as they are."
+    if non_blocking is None: non_blocking = torch.device(device).type == 'cuda'   # not to MPS: it can corrupt the copy (pytorch#139550)
+    if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
+    if isinstance(b, dict): return {k: to_device(v, device, non_blocking) for k, v in b.items()}
+    if isinstance(b, (list, tuple)):
+        moved = [to_device(o, device, non_blocking) for o in b]
+        return type(b)(*moved) if hasattr(b, '_fields') else type(b)(moved)      # a namedtuple takes its fields one by one
+    return b
+
+def _fits(nbytes, device):
+    "Whether `nbytes` more fit on `device` with room to spare: at most half its free memory (where torch can tell)."
+    if device.type == 'cuda': return nbytes <= torch.cuda.mem_get_info(device)[0] // 2
+    return True
+
+def _copy_if_fits(tensors, device):
+    "`tensors` copied to `device`, or None if they don't fit there."
+    if not _fits(sum(t.nbytes for t in tensors), device): return None
+    try: return tuple(t.to(device) for t in tensors)
+    except RuntimeError: return None                               # out of memory after all: batches then move one by one
+
 # %% ../nbs/01_learner.ipynb #ef54a729
 class MetricsCB(Callback):
-    "Average loss and accuracy per epoch, appended to `learn.history` as one dict per epoch."
+    "Average loss and accuracy per epoch, appended to `learn.history` as one dict per epoch; read from the device once per pass, not per batch."
     order = -10
     def before_fit(self, learn): self._t0 = None
     def before_epoch(self, learn):
-        self.sums = {True: [0., 0, 0], False: [0., 0, 0]}  # loss * n, correct, n
+        self.batches = {True: [], False: []}     # per batch: loss and number correct (tensors where they were computed), size
         self._t0 = time.perf_counter()
     def after_batch(self, learn):
-        s, n = self.sums[learn.training], len(learn.yb)
-        s[0] += learn.loss.item() * n
-        s[1] += (learn.preds.argmax(dim=1) == learn.yb).sum().item()
-        s[2] += n
+        correct = (learn.preds.argmax(dim=1) == learn.yb).sum()
+        self.batches[learn.training].append((learn.loss.detach().reshape(()), correct, len(learn.yb)))
+    def _sums(self, training):
+        "(Σ loss · n, Σ correct, Σ n) over the pass, added up in batch order as Python numbers."
+        rows = self.batches[training]
+        if not rows: return 0., 0, 0
+        losses = torch.stack([l for l, _, _ in rows]).tolist()      # one read from the device for all the losses
+        correct = torch.stack([c for _, c, _ in rows]).tolist()     # and one for the counts
+        ns = [n for _, _, n in rows]
+        return sum(l * n for l, n in zip(losses, ns)), sum(correct), sum(ns)
     def after_epoch(self, learn):
-        (tl, tc, tn), (vl, vc, vn) = self.sums[True], self.sums[False]
+        (tl, tc, tn), (vl, vc, vn) = self._sums(True), self._sums(False)
         nan = float('nan')
         learn.history.append(dict(epoch=learn.epoch, train_loss=tl / tn if tn else nan, train_acc=tc / tn if tn else nan,
                                   valid_loss=vl / vn if vn else nan, valid_acc=vc / vn if vn else nan,
@@ -73,16 +135,30 @@ class MetricsCB(Callback):
 def _check_lr(lr):
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf: raise ValueError(f"lr must be a positive finite number, got {lr!r}")
 
+_announced = set()     # the devices this process already said it trains on
+
 class Learner:
-    "Train `model` on `dls` with `opt_func(params, lr)`; callbacks in `cbs` see every event."
-    def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=(), opt_func=torch.optim.SGD):
+    "Train `model` on `dls` with `opt_func(params, lr)` on `device` (None: `default_device()`); callbacks in `cbs` see every event."
+    def __init__(self, model, dls, loss_func=F.cross_entropy, lr=0.1, cbs=(), opt_func=torch.optim.SGD, device=None):
         _check_lr(lr)
-        self.model, self.dls, self.loss_func, self.lr, self.opt_func = model, dls, loss_func, lr, opt_func
+        self.device = _check_device(default_device() if device is None else device)     # refused before anything moves
+        self.model, self.dls, self.loss_func, self.lr, self.opt_func = model.to(self.device), dls, loss_func, lr, opt_func
         self.cbs = list(cbs)
         if not any(isinstance(cb, MetricsCB) for cb in self.cbs): self.cbs.append(MetricsCB())
-        self.history, self.opt, self.training = [], None, False
+        self.history, self.opt, self.training, self._copies = [], None, False, {}
 
     def callback(self, event): run_callbacks(self.cbs, event, self)
+
+    def _batches(self, training):
+        "`dls.train` or `dls.valid`; in-memory `TensorBatches` on another device than theirs are read from a copy of their tensors made there once."
+        src = self.dls.train if training else self.dls.valid
+        if self.device.type == 'cpu' or not isinstance(src, TensorBatches) or src.x.device.type != 'cpu': return src
+        c = self._copies.get(training)
+        if c is None or c[0] is not src.x or c[1] is not src.y:
+            c = self._copies[training] = (src.x, src.y, _copy_if_fits((src.x, src.y), self.device))
+        if c[2] is None: return src                                    # too big for the device: its batches move one by one
+        view = copy.copy(src); view.x, view.y = c[2]                   # same batch size, same order: it shares src's shuffling generator
+        return view
 
     def _one_batch(self):
         self.preds = self.model(self.xb)
@@ -98,12 +174,20 @@ class Learner:
         self.training = training
         self.model.train(training)
         with torch.set_grad_enabled(training):
-            for self.iter, (self.xb, self.yb) in enumerate(self.dls.train if training else self.dls.valid):
+            for self.iter, (xb, yb) in enumerate(self._batches(training)):
+                self.xb, self.yb = to_device(xb, self.device), to_device(yb, self.device)     # no-ops for tensors already there
                 try:
                     self.callback('before_batch')
                     self._one_batch()
                     self.callback('after_batch')
                 except CancelBatchException: pass
+
+    def _announce(self):
+        "Say once per process and device where training runs; nothing on the CPU, the usual case, to keep outputs quiet."
+        if self.device.type == 'cpu' or str(self.device) in _announced: return
+        _announced.add(str(self.device))
+        name = f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == 'cuda' else ''
+        print(f"Learner: training on {self.device}{name}")
 
     def fit(self, n_epochs=1, cbs=(), lr=None):
         "Train for `n_epochs`; `cbs` are used for this fit only. `after_fit` runs even if training raises."
@@ -113,6 +197,7 @@ class Learner:
         if any(isinstance(cb, MetricsCB) for cb in cbs) and any(isinstance(cb, MetricsCB) for cb in self.cbs):
             raise ValueError("cbs: this Learner already has a MetricsCB; a second one would record every epoch twice")
         self.opt = self.opt_func(self.model.parameters(), self.lr if lr is None else lr)   # before `cbs` join: if it fails, none stay
+        self._announce()
         self.cbs += cbs
         self.n_epochs = n_epochs
         try:
@@ -161,10 +246,19 @@ class ProgressCB(Callback):
     order = 10
     def __init__(self, plot=True, widgets=None, min_interval=0.5):
         self.plot, self.widgets, self.min_interval = plot, widgets, min_interval
+        self._losses, self._pending = [], []
+
+    @property
+    def train_losses(self):
+        "The training loss of every batch so far, as floats (read from the device when asked: at a redraw or an epoch's end)."
+        if self._pending:
+            self._losses += torch.stack(self._pending).tolist()
+            self._pending = []
+        return self._losses
 
     def before_fit(self, learn):
         self.active = in_notebook() if self.widgets is None else self.widgets
-        self.train_losses, self.valid_points, self.fig, self._last = [], [], None, 0.
+        self._losses, self._pending, self.valid_points, self.fig, self._last = [], [], [], None, 0.
         if not self.active: return
         import ipywidgets as W
         from IPython.display import display
@@ -174,7 +268,7 @@ class ProgressCB(Callback):
 
     def after_batch(self, learn):
         if not learn.training: return
-        self.train_losses.append(learn.loss.item())
+        self._pending.append(learn.loss.detach().reshape(()))
         if not self.active: return
         self.bar.value += 1
         if self.plot and time.perf_counter() - self._last > self.min_interval: self.update_plot()
