@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from .learner import Callback
 from .hooks import as_module_filter
-from .scaling import _check_dim, _check_float, _other_dims
+from .scaling import _check_dim, _check_float, _other_dims, _reads_are_free
 
 # %% auto #0
 __all__ = ['max_norm_', 'MaxNormCB']
@@ -27,7 +27,7 @@ def max_norm_(w: torch.Tensor, max_norm: float, dim=0):
     dim = _check_dim(dim, w.ndim)
     norms = torch.linalg.vector_norm(w, dim=_other_dims(w, dim) if dim is not None else None, keepdim=True)
     over = norms > max_norm
-    if over.any(): w.mul_(torch.where(over, max_norm / norms.clamp_min(max_norm), torch.ones_like(norms)))
+    if not _reads_are_free(w) or over.any(): w.mul_(torch.where(over, max_norm / norms.clamp_min(max_norm), torch.ones_like(norms)))
     return w
 
 # %% ../nbs/08_max_norm.ipynb #4349482d

@@ -52,6 +52,10 @@ def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
 # %% ../nbs/06_weight_scaling.ipynb #5d323803
 def _rowsum(t): return t.sum(1, keepdim=True)
 
+def _reads_are_free(t):
+    "True on the CPU, where reading a tensor's value in Python (`.item()`, `bool(...)`) costs no device sync; elsewhere shortcuts that need one are skipped."
+    return t.device.type == 'cpu'
+
 def _rowdot(a, b, scratch):
     "Per-row dot product of (rows, n) tensors `a` and `b`, shaped (rows, 1); may overwrite `scratch` (same shape)."
     if a.shape[0] == 1: return torch.dot(a.reshape(-1), b.reshape(-1)).view(1, 1)
@@ -84,7 +88,7 @@ class MaxScaleFunction(torch.autograd.Function):
     "Each row of a 2-D `w` divided by max(its largest |entry|, eps); backward in closed form, ties sharing like `amax`."
     @staticmethod
     def forward(ctx, w, detach, eps):
-        if w.shape[0] == 1:                           # the whole tensor: keep each block's max to find the argmax later
+        if w.shape[0] == 1 and _reads_are_free(w):    # the whole tensor: keep each block's max to find the argmax later
             block_max = _block_absmax(w.view(-1))
             m = block_max.max().view(1, 1)
         else: block_max, m = None, torch.maximum(w.amax(1, keepdim=True), w.amin(1, keepdim=True).neg())
@@ -96,7 +100,7 @@ class MaxScaleFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gy):
         w, m, mc, active = ctx.saved_tensors         # active: rows whose max is above eps (else s is the constant eps)
-        if ctx.detach or not active.any(): return gy / mc, None, None
+        if ctx.detach or (_reads_are_free(active) and not active.any()): return gy / mc, None, None
         scratch = torch.empty_like(gy, memory_format=torch.contiguous_format)   # viewed flat below, whatever gy's strides
         d_max = torch.where(active, -_rowdot(gy, w, scratch) / mc / mc, 0.)   # ∂L/∂s for each row
         if ctx.block_max is not None:                 # one row: add the term at the few maxima only
@@ -216,5 +220,5 @@ def max_scale_with_gain(module: nn.Module, dim=None, detach=False, name='weight'
     _check_float(w, f"{type(module).__name__}.{name}"); _check_nonempty(w, f"{type(module).__name__}.{name}")
     init = w.detach().abs().max().item()
     _register_parametrization(module, name, MaxScale(dim, detach))
-    _register_parametrization(module, name, Gain(init))
+    _register_parametrization(module, name, Gain(init).to(w.device))
     return module

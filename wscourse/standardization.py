@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from torch.autograd.function import once_differentiable
 
-from .scaling import _check_float, _check_eps, _rowsum, _rowdot, CachedInEval
+from .scaling import _check_float, _check_eps, _rowsum, _rowdot, _reads_are_free, CachedInEval
 
 # %% auto #0
 __all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdConv2d', 'scaled_standardize',
@@ -48,8 +48,9 @@ class WeightStandardization(CachedInEval):
         _, fan = _fan_dims(w)
         n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
         y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), None, None, 1, n_out, fan, n_out, self.eps)
-        if bool((rstd > 0).all()): return y.view(w.shape)
+        if _reads_are_free(rstd) and bool((rstd > 0).all()): return y.view(w.shape)
         return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes further
+                                                # (off the CPU always: checking would cost a device sync every forward)
     def extra_repr(self): return f"eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #39874827
@@ -89,7 +90,8 @@ class ScaledStandardizeFunction(torch.autograd.Function):
         scratch = torch.empty_like(gy)
         d = _rowdot(gy, y, scratch) / k                         # G · ŷ per row, ŷ = y / k the normalized row
         zero = (k == 0).squeeze(1)
-        if zero.any():                                          # y / k is 0/0 there: compute G · ŷ from w
+        if not _reads_are_free(zero): d = torch.where(k == 0, _rowsum(gy * (w - mean)) * r, d)   # no sync off the CPU
+        elif zero.any():                                        # y / k is 0/0 there: compute G · ŷ from w
             d[zero] = _rowsum(gy[zero] * (w[zero] - mean[zero])) * r[zero]
         rk = r * k
         gw = torch.addcmul(-rk * _rowsum(gy) / gy.shape[1], y, torch.where(active, -r * d, 0.), out=scratch).addcmul_(gy, rk)
@@ -105,6 +107,7 @@ class ScaledWeightStandardization(CachedInEval):
         self.gain = None if n_out is None else nn.Parameter(torch.ones(n_out))
     def _make_gain(self, w):
         if self.gain is None: self.gain = nn.Parameter(torch.ones(w.shape[0], dtype=w.dtype, device=w.device))
+        elif self.gain.device != w.device: self.gain = nn.Parameter(self.gain.detach().to(w.device))   # made with n_out, on the CPU
         elif self.gain.shape[0] != w.shape[0]:
             raise ValueError(f"gain has {self.gain.shape[0]} entries but the weight has {w.shape[0]} output channels")
     def right_inverse(self, w):
@@ -118,7 +121,7 @@ class ScaledWeightStandardization(CachedInEval):
         # gain·γ/√n: PyTorch's fused kernel, which also returns 1/σ per row, so the check costs no extra pass.
         y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), gain * (self.gamma / math.sqrt(fan)), None,
                                              1, n_out, fan, n_out, 0.)
-        if bool((rstd <= math.sqrt(fan / self.eps)).all()): return y.view(w.shape)
+        if _reads_are_free(rstd) and bool((rstd <= math.sqrt(fan / self.eps)).all()): return y.view(w.shape)
         return ScaledStandardizeFunction.apply(w.reshape(n_out, fan), gain, self.gamma, self.eps).view(w.shape)
     def extra_repr(self): return f"gamma={self.gamma:.4g}, eps={self.eps}"
 

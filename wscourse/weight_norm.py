@@ -10,7 +10,7 @@ from torch.nn.utils import parametrize
 
 from torch.autograd.function import once_differentiable
 
-from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, _register_parametrization, CachedInEval
+from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, _register_parametrization, _reads_are_free, CachedInEval
 
 # %% auto #0
 __all__ = ['norm_except', 'WeightNormFunction', 'WeightNorm', 'weight_norm']
@@ -49,7 +49,7 @@ class WeightNorm(CachedInEval):
         _check_nonempty(v)
         dim = _check_dim(self.dim, v.ndim)
         if (dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1)
-                and v.is_contiguous() and g.is_contiguous()):           # the kernel's backward needs contiguous tensors
+                and v.is_contiguous() and g.is_contiguous() and _reads_are_free(v)):   # contiguous for its backward; CPU: the check below is free
             w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
             if bool(norms.amin() >= self.eps): return w                # it divides by the raw norm: NaN for a zero row
         rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
