@@ -57,11 +57,13 @@ def test_allocator_ab_tool_runs():
 
 @needs_glibc
 def test_keep_freed_memory_stops_page_faults():
-    "A fresh process training one weight-standardized ResNet-18 takes thousands of page faults a step; after keep_freed_memory(), under a third as many."
+    "Where a fresh process training one weight-standardized ResNet-18 takes thousands of page faults a step (glibc returning freed memory: seen on AMD hosts), keep_freed_memory() cuts them to under a third."
     ab = _load_tool('allocator_ab')
     as_it_comes = ab.in_child('one', 'WS (convs)', ab.SETTINGS[0], 4)
+    if as_it_comes['faults_per_step'] <= 1000:                      # seen on an Intel host: 0.2 faults a step, nothing to stop
+        pytest.skip(f"this host's allocator keeps freed memory already ({as_it_comes['faults_per_step']} page faults a step)")
     kept = ab.in_child('one', 'WS (convs)', ab.SETTINGS[1], 4)       # a heap that still grows once in the window: a few hundred a step
-    assert as_it_comes['faults_per_step'] > 1000 and kept['faults_per_step'] < as_it_comes['faults_per_step'] / 3, (as_it_comes, kept)
+    assert kept['faults_per_step'] < as_it_comes['faults_per_step'] / 3, (as_it_comes, kept)
 
 @settings(deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6), min_size=6, max_size=200, unique=True), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
