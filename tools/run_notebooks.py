@@ -37,7 +37,7 @@ def main(argv=None):
     p.add_argument('--python', default=sys.executable, help="the kernel's Python (default: this one)")
     p.add_argument('--timeout', type=int, default=600, help='seconds allowed per cell')
     args = p.parse_args(argv)
-    os.environ['JUPYTER_PATH'] = kernel_dir(args.python)
+    os.environ["JUPYTER_PATH"] = kernel_dir(os.path.abspath(args.python))     # absolute: kernels start in each notebook's folder
     failed = []
     for path in args.notebooks:
         try: print(f'{path.name}: {run_notebook(path.resolve(), args.timeout):.0f} s', flush=True)
