@@ -55,6 +55,8 @@ def worker(out_dir):
         torch.save(states, Path(out_dir) / f'rank{rank}.pt')
         dist.barrier()                                   # both done before either tears down
     finally: dist.destroy_process_group()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(0)       # done: skip interpreter teardown, where gloo's threads can still abort the process (pytorch#179291)
 
 def free_port():
     with socket.socket() as s:

@@ -165,3 +165,22 @@ def test_progress_quiet_outside_jupyter(dls):
     Learner(simple_cnn(), dls, cbs=[p]).fit(1)
     assert p.active is False and p.fig is None and not hasattr(p, 'bar')
     assert len(p.train_losses) == len(dls.train)
+
+def test_progress_plot_is_shown_as_a_png_in_one_place_at_most_every_min_interval(dls, monkeypatch):
+    "The live plot goes into the one Output widget as a PNG image (a bare Figure shows as '<Figure size …>' text), redrawn at most every min_interval seconds."
+    import IPython.display
+    shown, clock = [], [0.]
+    monkeypatch.setattr(IPython.display, 'display', lambda *objs, **kw: shown.extend(objs))
+    monkeypatch.setattr(IPython.display, 'clear_output', lambda *a, **kw: None)
+    import wscourse.learner as L
+    monkeypatch.setattr(L.time, 'perf_counter', lambda: clock[0])
+    class Tick(Callback):
+        def after_batch(self, learn): clock[0] += 0.1          # each batch "takes" 0.1 s
+    p = ProgressCB(widgets=True, min_interval=0.35)
+    Learner(simple_cnn(), dls, cbs=[Tick(), p]).fit(1)
+    images = [o for o in shown if isinstance(o, IPython.display.Image)]
+    assert not any(type(o).__name__ == 'Figure' for o in shown)
+    assert images and all(i.data[:8] == b'\x89PNG\r\n\x1a\n' for i in images)
+    n = len(dls.train)
+    assert len(images) <= n * 0.1 / 0.35 + 3                   # the interval's redraws, plus epoch end and fit end
+    assert p.png()[:4] == b'\x89PNG'

@@ -291,11 +291,18 @@ class ProgressCB(Callback):
         if self.valid_points: ax.plot(*zip(*self.valid_points), 'o-', label='valid (per epoch)')
         ax.set_xlabel('batches'); ax.set_ylabel('loss'); ax.legend()
         self._last = time.perf_counter()
-        if self.active:
-            from IPython.display import display, clear_output
+        if self.active:                               # a PNG, not the Figure: that renders as text unless pyplot's
+            from IPython.display import display, clear_output, Image   # inline backend was set up in this kernel
             with self.out:
-                clear_output(wait=True); display(self.fig)
+                clear_output(wait=True); display(Image(self.png()))
         return self.fig
+
+    def png(self) -> bytes:
+        "The loss plot as PNG bytes (drawn if it wasn't yet): `Image(progress.png())` shows it anywhere."
+        import io
+        if self.fig is None: self.update_plot()
+        buf = io.BytesIO(); self.fig.savefig(buf, format='png', dpi=80, bbox_inches='tight')
+        return buf.getvalue()
 
     def after_fit(self, learn):
         if self.active and self.plot: self.update_plot()
