@@ -61,3 +61,29 @@ def test_relu_explorer():
     capped = set_and_update(w, sub=0.4, leaky=0.1, maxv=0.5, **{'cap at maxv': True})
     assert capped['std'] < r['std'] * 0.75
     assert abs(capped['mean'] - capped['derived_mean']) < 0.01
+
+def test_where_values_end_names_the_layer_and_the_cause():
+    from wscourse.matmul import where_values_end
+    assert where_values_end([1., 2., 3.]) == (None, '')
+    assert where_values_end([]) == (None, '')
+    assert where_values_end([1e30, float('inf'), float('nan')]) == (2, 'overflow: values reached inf')
+    assert where_values_end([1., float('nan')]) == (2, 'overflow: values reached inf')   # inf - inf in a later sum
+    assert where_values_end(torch.tensor([1e-30, 0., 0.])) == (2, 'underflow: every value is 0')
+
+@pytest.mark.parametrize('stds, note', [([1., 1e20, float('nan')], '× layer 3: overflow'), ([0., 0.], '× layer 1: underflow'),
+                                        ([1., 0.5], None)])
+def test_plot_layer_stds_marks_where_the_line_ends(stds, note):
+    import matplotlib.pyplot as plt
+    from wscourse.matmul import plot_layer_stds
+    ax = plot_layer_stds(stds, label='run')
+    texts = [t.get_text() for t in ax.texts]
+    if note is None: assert texts == []
+    else: assert len(texts) == 1 and texts[0].startswith(note)
+    assert ax.get_xlim() == (0.5, len(stds) + 0.5)                  # the axis still spans every layer
+    assert [l.get_label() for l in ax.get_legend_handles_labels()[0]] == ['run']   # the marker and the 1-line stay out of the legend
+    plt.close('all')
+
+def test_explorer_sliders_redraw_on_release_where_a_redraw_is_costly():
+    for w in (matmul_explorer(), relu_explorer()):
+        sliders = [c for c in w.children if hasattr(c, 'continuous_update') and hasattr(c, 'min')]
+        assert sliders and all(not s.continuous_update for s in sliders)

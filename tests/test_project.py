@@ -83,3 +83,14 @@ def test_every_lesson_has_the_same_colab_install_cell():
     assert len(set(cells.values())) == 1, 'the Colab cells differ'
     installs = re.findall(r"'install -q (.*?)'", next(iter(cells.values())))
     assert installs == [f"git+{settings()['git_url']}"], installs
+
+
+def test_the_setup_cell_lets_idle_threads_sleep_before_torch_loads():
+    "The shared setup cell sets OMP_WAIT_POLICY=PASSIVE, and it runs before any cell that imports torch or the course."
+    import json
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        code = [''.join(c['source']) for c in json.loads(nb.read_text())['cells'] if c['cell_type'] == 'code']
+        setup = next(i for i, c in enumerate(code) if 'google.colab' in c)
+        assert "os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')" in code[setup], nb.name
+        first_import = next((i for i, c in enumerate(code) if re.search(r'^\s*(import|from)\s+(torch|wscourse)\b', c, re.M)), len(code))
+        assert setup < first_import, f"{nb.name}: code cell {first_import} imports torch before the setup cell"

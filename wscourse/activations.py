@@ -15,7 +15,7 @@ from .init import init_weights
 
 # %% auto #0
 __all__ = ['GeneralRelu', 'general_relu_moments', 'general_relu_stats', 'centring_sub', 'predicted_preact_stds',
-           'stack_preact_stds', 'general_relu_gain', 'relu_explorer']
+           'stack_preact_stds', 'general_relu_gain', 'show_general_relu', 'relu_explorer']
 
 # %% ../nbs/05_general_relu.ipynb #90861856
 def _check_number(name, v):
@@ -114,31 +114,34 @@ def general_relu_gain(leaky=None, sub=None, maxv=None):
     return 1 / math.sqrt(m2)
 
 # %% ../nbs/05_general_relu.ipynb #adec8b38
-def relu_explorer(leaky=0.1, sub=0.4, maxv=6., cap=False, depth=30):
-    "Sliders for leaky, sub and maxv → the function, its output stats and pre-activation stds through a deep net."
+def show_general_relu(leaky=0.1, sub=0.4, maxv=6., cap=False, depth=30):
+    "Plot GeneralRelu(`leaky`, `sub`, `maxv` if `cap`), its output stats and its pre-activation stds through `depth` layers; return the numbers."
     import matplotlib.pyplot as plt
-    from ipywidgets import interactive, FloatSlider, Checkbox
-    def show(leaky, sub, maxv, cap):
-        act = GeneralRelu(leaky, sub, maxv if cap else None)
-        with torch.random.fork_rng():
-            torch.manual_seed(0); y = act(torch.randn(200_000))
-        mean, std = general_relu_stats(act.leaky, act.sub, act.maxv)
-        gain = math.sqrt(2 / (1 + leaky ** 2))
-        measured, predicted = stack_preact_stds(act, gain, depth), predicted_preact_stds(act, gain, depth)
-        fig, axs = plt.subplots(1, 3, figsize=(13, 3))
-        x = torch.linspace(-4, 8, 400)
-        axs[0].plot(x, act(x)); axs[0].axhline(0, c='gray', lw=0.5); axs[0].axvline(0, c='gray', lw=0.5)
-        axs[0].set_title(repr(act).replace('GeneralRelu', ''))
-        axs[1].bar(['mean', 'std'], [mean, std], alpha=0.5, label='derived')
-        axs[1].plot([0, 1], [y.mean(), y.std()], 'ko', label='measured')
-        axs[1].axhline(0, c='gray', lw=0.5); axs[1].legend(); axs[1].set_title('output for N(0,1) input')
-        layers = range(1, depth + 1)
-        axs[2].semilogy(layers, measured, '.-', label='measured'); axs[2].semilogy(layers, predicted, '--', label='predicted')
-        axs[2].axhline(1, ls=':', c='gray'); axs[2].legend(); axs[2].set_title('pre-activation std, leaky Kaiming gain')
-        plt.show()
-        return dict(mean=y.mean().item(), std=y.std().item(), derived_mean=mean, derived_std=std,
-                    layer_stds=measured, predicted_stds=predicted)
-    return interactive(show, leaky=FloatSlider(leaky, min=0., max=0.9, step=0.05, description='leaky'),
-                       sub=FloatSlider(sub, min=0., max=1.5, step=0.05, description='sub'),
-                       maxv=FloatSlider(maxv, min=0.5, max=10., step=0.5, description='maxv'),
-                       cap=Checkbox(cap, description='cap at maxv'))
+    from wscourse.matmul import plot_layer_stds
+    act = GeneralRelu(leaky, sub, maxv if cap else None)
+    with torch.random.fork_rng():
+        torch.manual_seed(0); y = act(torch.randn(200_000))
+    mean, std = general_relu_stats(act.leaky, act.sub, act.maxv)
+    gain = math.sqrt(2 / (1 + leaky ** 2))
+    measured, predicted = stack_preact_stds(act, gain, depth), predicted_preact_stds(act, gain, depth)
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3))
+    x = torch.linspace(-4, 8, 400)
+    axs[0].plot(x, act(x)); axs[0].axhline(0, c='gray', lw=0.5); axs[0].axvline(0, c='gray', lw=0.5)
+    axs[0].set_title(repr(act).replace('GeneralRelu', ''))
+    axs[1].bar(['mean', 'std'], [mean, std], alpha=0.5, label='derived')
+    axs[1].plot([0, 1], [y.mean(), y.std()], 'ko', label='measured')
+    axs[1].axhline(0, c='gray', lw=0.5); axs[1].legend(); axs[1].set_title('output for N(0,1) input')
+    plot_layer_stds(measured, axs[2], label='measured'); plot_layer_stds(predicted, axs[2], label='predicted', style='--')
+    axs[2].legend(); axs[2].set_title('pre-activation std, leaky Kaiming gain'); axs[2].set_ylabel('')
+    plt.show()
+    return dict(mean=y.mean().item(), std=y.std().item(), derived_mean=mean, derived_std=std,
+                layer_stds=measured, predicted_stds=predicted)
+
+def relu_explorer(leaky=0.1, sub=0.4, maxv=6., cap=False, depth=30):
+    "`show_general_relu` with sliders for leaky, sub and maxv and a checkbox for the cap."
+    from ipywidgets import interactive, FloatSlider, Checkbox, fixed
+    slider = dict(continuous_update=False)   # three panels take ~0.3 s to draw: redraw on release
+    return interactive(show_general_relu, leaky=FloatSlider(leaky, min=0., max=0.9, step=0.05, description='leaky', **slider),
+                       sub=FloatSlider(sub, min=0., max=1.5, step=0.05, description='sub', **slider),
+                       maxv=FloatSlider(maxv, min=0.5, max=10., step=0.5, description='maxv', **slider),
+                       cap=Checkbox(cap, description='cap at maxv'), depth=fixed(depth))

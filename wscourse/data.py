@@ -121,7 +121,8 @@ def get_dls(name=None, bs=256, n_train=None, n_valid=None, root=None, download=T
     n_classes = int(max(yt.max(), yv.max())) + 1                 # of the whole dataset, whatever subset is taken
     xt, yt = _subset(xt, yt, n_train, 1, 'n_train')
     xv, yv = _subset(xv, yv, n_valid, 2, 'n_valid')
-    mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True)
+    per_channel = xt.numel() // xt.shape[1]                      # one pixel has no unbiased std: take 0, not NaN and a warning
+    mean, std = xt.mean((0, 2, 3), keepdim=True), xt.std((0, 2, 3), keepdim=True, correction=int(per_channel > 1))
     std = torch.where(std > 0, std, 1.)                          # no spread (or one pixel): only centre that channel, no 0/0
     xt, xv = (xt - mean) / std, (xv - mean) / std
     return DataLoaders(TensorBatches(xt, yt, bs, shuffle=True, seed=seed), TensorBatches(xv, yv, bs * 2),

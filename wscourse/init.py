@@ -16,7 +16,7 @@ from .learner import conv
 # %% auto #0
 __all__ = ['WEIGHT_LAYERS', 'INIT_SCHEMES', 'fans', 'glorot_std', 'kaiming_std', 'glorot_normal_', 'glorot_uniform_',
            'kaiming_normal_', 'kaiming_uniform_', 'leaky_gain', 'init_weights', 'init_stack_stds', 'deep_cnn',
-           'LSUVResult', 'lsuv_init', 'init_explorer']
+           'LSUVResult', 'lsuv_init', 'show_init_stack', 'init_explorer']
 
 # %% ../nbs/04_init.ipynb #960fad21
 def fans(w: torch.Tensor) -> tuple[int, int]:
@@ -143,15 +143,17 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, tol=1e-3, max_iters=10, mod_fi
     return results
 
 # %% ../nbs/04_init.ipynb #fcf35bb5
-def init_explorer(scheme='default', gain_mult=1., depth=20):
-    "Sliders: init scheme, gain multiplier and depth → per-layer activation std (returned)."
+def show_init_stack(scheme='default', gain_mult=1., depth=20):
+    "Plot the per-layer std through `depth` Linear+ReLU layers initialized with `scheme` × `gain_mult`; return the stds."
     import matplotlib.pyplot as plt
-    from ipywidgets import interactive, Dropdown, FloatLogSlider, IntSlider
     from wscourse.matmul import plot_layer_stds
-    def show(scheme, gain_mult, depth):
-        stds = init_stack_stds(scheme, gain_mult, depth)
-        plot_layer_stds(stds, title=f'{scheme} init × {gain_mult:.2f}, {depth} Linear+ReLU layers'); plt.show()
-        return stds
-    return interactive(show, scheme=Dropdown(options=['default', *INIT_SCHEMES], value=scheme, description='scheme'),
+    stds = init_stack_stds(scheme, gain_mult, depth)
+    plot_layer_stds(stds, title=f'{scheme} init × {gain_mult:.2f}, {depth} Linear+ReLU layers'); plt.show()
+    return stds
+
+def init_explorer(scheme='default', gain_mult=1., depth=20):
+    "`show_init_stack` with a menu for the init scheme and sliders for the gain multiplier and the depth."
+    from ipywidgets import interactive, Dropdown, FloatLogSlider, IntSlider
+    return interactive(show_init_stack, scheme=Dropdown(options=['default', *INIT_SCHEMES], value=scheme, description='scheme'),
                        gain_mult=FloatLogSlider(gain_mult, base=10, min=-1, max=1, step=0.01, description='gain ×'),
                        depth=IntSlider(depth, 1, 60, description='depth'))

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'matmul_stats', 'dot_stats', 'plot_layer_stds', 'matmul_explorer']
+__all__ = ['ACTIVATIONS', 'matmul_stats', 'dot_stats', 'where_values_end', 'plot_layer_stds', 'show_matmul_chain',
+           'matmul_explorer']
 
 # %% ../nbs/03_matmul.ipynb #ef0d7078
 ACTIVATIONS = {'none': None, 'relu': torch.relu}
@@ -48,28 +49,47 @@ def dot_stats(n: int, act=None, trials=2000, seed=0):
     return y.mean().item(), y.pow(2).mean().item()
 
 # %% ../nbs/03_matmul.ipynb #ac12a5cd
-def plot_layer_stds(stds, ax=None, title=None):
-    "Per-layer std on a log scale, with a dotted line at 1; non-finite values end the line."
+def where_values_end(stds):
+    "First layer (counting from 1) whose std is not a positive finite number, and why; `(None, '')` if none."
+    s = torch.as_tensor(stds, dtype=torch.float64)
+    bad = (~(s.isfinite() & (s > 0))).nonzero()
+    if len(bad) == 0: return None, ''
+    i = bad[0].item()
+    return i + 1, ('underflow: every value is 0' if s[i] == 0 else 'overflow: values reached inf')
+
+def plot_layer_stds(stds, ax=None, title=None, label=None, style='.-'):
+    "Per-layer std on a log scale, dotted line at 1. Where values overflow or underflow, an × ends the line with a note saying which."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(6, 3))
     s = torch.as_tensor(stds, dtype=torch.float64)
-    ok = s.isfinite() & (s > 0)
-    ax.semilogy(torch.arange(1, len(s) + 1)[ok], s[ok], '.-')
+    end, why = where_values_end(s)
+    shown = s if end is None else s[:end - 1]
+    line, = ax.semilogy(range(1, len(shown) + 1), shown, style, label=label)
+    if end is not None:
+        y = shown[-1].item() if len(shown) else 1.
+        ax.plot([end], [y], 'x', c=line.get_color(), ms=10, mew=2)
+        corner = 0.06 if 'overflow' in why else 0.94      # the empty corner: the line rises to the top or falls to the bottom
+        ax.text(0.98, corner, f'× layer {end}: {why}', transform=ax.transAxes, ha='right',
+                va='center', color=line.get_color())
+    ax.set_xlim(0.5, max(len(s), 1) + 0.5)
     ax.axhline(1, ls=':', c='gray')
     ax.set_xlabel('layer'); ax.set_ylabel('std of activations')
     if title: ax.set_title(title)
     return ax
 
-def matmul_explorer(depth=50, n=100, multiplier=1., act='none'):
-    "Sliders for depth, width, weight scale (× 1/√n) and activation → per-layer std plot; returns the stds."
+def show_matmul_chain(depth=50, n=100, multiplier=1., act='none'):
+    "Plot the per-layer std of a `depth`-product chain of width `n` with weights `multiplier`/√`n`; return the stds."
     import matplotlib.pyplot as plt
+    stds = matmul_stats(depth, n, multiplier / math.sqrt(n), act=act)
+    plot_layer_stds(stds, title=f'{depth} layers of width {n}, weights × {multiplier:.2f}/√n, act={act}')
+    plt.show()
+    return stds
+
+def matmul_explorer(depth=50, n=100, multiplier=1., act='none'):
+    "`show_matmul_chain` with sliders for depth, width and weight scale (× 1/√n) and a menu for the activation."
     from ipywidgets import interactive, IntSlider, FloatLogSlider, Dropdown
-    def show(depth, n, multiplier, act):
-        stds = matmul_stats(depth, n, multiplier / math.sqrt(n), act=act)
-        plot_layer_stds(stds, title=f'{depth} layers of width {n}, weights × {multiplier:.2f}/√n, act={act}')
-        plt.show()
-        return stds
-    return interactive(show, depth=IntSlider(depth, 1, 100, description='depth'),
-                       n=IntSlider(n, 10, 1000, step=10, description='width n'),
-                       multiplier=FloatLogSlider(multiplier, base=10, min=-1, max=1, step=0.01, description='× 1/√n'),
+    slider = dict(continuous_update=False)   # a wide, deep chain takes ~1 s: redraw on release, not on every pixel
+    return interactive(show_matmul_chain, depth=IntSlider(depth, 1, 100, description='depth', **slider),
+                       n=IntSlider(n, 10, 1000, step=10, description='width n', **slider),
+                       multiplier=FloatLogSlider(multiplier, base=10, min=-1, max=1, step=0.01, description='× 1/√n', **slider),
                        act=Dropdown(options=list(ACTIVATIONS), value=act, description='activation'))
