@@ -1,9 +1,10 @@
-"""Maintainer's check: how much a busy core slows training, with and without OMP_WAIT_POLICY=PASSIVE.
+"""Maintainer's check: how much another busy program slows training, with and without OMP_WAIT_POLICY=PASSIVE.
 
-torch's OpenMP threads spin while they wait for work. When another program keeps one of two cores
-busy, a spinning thread and that program fight over the core, and each small op waits for the
-spinner's time slice. PASSIVE lets idle threads sleep. The lessons' setup cell sets it before torch
-is imported; this script shows why, as times and ratios from one run:
+torch's OpenMP threads spin while they wait for work. When another program keeps a core busy, a
+spinning thread fights it for the core, and each small op waits for the spinner's time slice. It is
+worst when the other program is a torch job too (a second notebook, say): both sides spin. PASSIVE
+lets idle threads sleep. The lessons' setup cell sets it before torch is imported; this script shows
+why, as times and ratios from one run:
 
     python tools/busy_core.py [--steps 60] [--repeats 3]
 
@@ -38,26 +39,31 @@ def train_time(steps, policy):
     seconds, loss, threads = out.stdout.split()
     return float(seconds), float(loss), int(threads)
 
+SPIN_PYTHON = 'while True: pass'                                  # one core busy, no OpenMP
+SPIN_TORCH = 'import torch\na = torch.randn(64, 64)\nwhile True: a @ a'   # another torch job, threads spinning
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--steps', type=int, default=60); ap.add_argument('--repeats', type=int, default=3)
     args = ap.parse_args()
     rows = {}
-    for busy in (False, True):
-        spinner = subprocess.Popen([sys.executable, '-c', 'while True: pass']) if busy else None
+    for busy in (None, 'a Python loop', 'a torch job'):
+        env = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}   # the other program spins as torch does by default
+        other = {'a Python loop': SPIN_PYTHON, 'a torch job': SPIN_TORCH}.get(busy)
+        spinner = subprocess.Popen([sys.executable, '-c', other], env=env) if other else None
         try:
-            time.sleep(0.5 if busy else 0)
+            time.sleep(3 if busy else 0)                                 # let it import and start spinning
             for policy in (None, 'PASSIVE'):
                 runs = [train_time(args.steps, policy) for _ in range(args.repeats)]
                 rows[busy, policy] = runs
         finally:
             if spinner: spinner.kill(); spinner.wait()
-    base = min(s for s, _, _ in rows[False, None])
-    print(f"{args.steps} training steps of simple_cnn, batch 64, {rows[False, None][0][2]} torch threads, {os.cpu_count()} cores")
-    print(f"{'another program':16} {'OMP_WAIT_POLICY':16} {'seconds (each run)':30} {'best / idle default':>20}  loss")
+    base = min(s for s, _, _ in rows[None, None])
+    print(f"{args.steps} training steps of simple_cnn, batch 64, {rows[None, None][0][2]} torch threads, {os.cpu_count()} cores")
+    print(f"{'another program':16} {'OMP_WAIT_POLICY':16} {'seconds (each run)':30} {'best / alone, unset':>20}  loss")
     for (busy, policy), runs in rows.items():
         times = ', '.join(f'{s:.2f}' for s, _, _ in runs)
-        print(f"{'busy on 1 core' if busy else 'none':16} {policy or 'unset':16} {times:30} {min(s for s, _, _ in runs) / base:>19.1f}×  {runs[0][1]:.6f}")
+        print(f"{busy or 'none':16} {policy or 'unset':16} {times:30} {min(s for s, _, _ in runs) / base:>19.1f}×  {runs[0][1]:.6f}")
     losses = {round(l, 6) for runs in rows.values() for _, l, _ in runs}
     print('same loss in every run:', len(losses) == 1)
 
