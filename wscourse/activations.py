@@ -117,14 +117,14 @@ def general_relu_gain(leaky=None, sub=None, maxv=None):
 def show_general_relu(leaky=0.1, sub=0.4, maxv=6., cap=False, depth=30):
     "Plot GeneralRelu(`leaky`, `sub`, `maxv` if `cap`), its output stats and its pre-activation stds through `depth` layers; return the numbers."
     import matplotlib.pyplot as plt
-    from wscourse.matmul import plot_layer_stds
+    from wscourse.matmul import plot_layer_stds, show_figure
     act = GeneralRelu(leaky, sub, maxv if cap else None)
     with torch.random.fork_rng():
         torch.manual_seed(0); y = act(torch.randn(200_000))
     mean, std = general_relu_stats(act.leaky, act.sub, act.maxv)
     gain = math.sqrt(2 / (1 + leaky ** 2))
     measured, predicted = stack_preact_stds(act, gain, depth), predicted_preact_stds(act, gain, depth)
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3))
+    fig, axs = plt.subplots(1, 3, figsize=(13, 3), gridspec_kw=dict(left=0.04, right=0.99, bottom=0.15, top=0.9, wspace=0.22))
     x = torch.linspace(-4, 8, 400)
     axs[0].plot(x, act(x)); axs[0].axhline(0, c='gray', lw=0.5); axs[0].axvline(0, c='gray', lw=0.5)
     axs[0].set_title(repr(act).replace('GeneralRelu', ''))
@@ -133,7 +133,7 @@ def show_general_relu(leaky=0.1, sub=0.4, maxv=6., cap=False, depth=30):
     axs[1].axhline(0, c='gray', lw=0.5); axs[1].legend(); axs[1].set_title('output for N(0,1) input')
     plot_layer_stds(measured, axs[2], label='measured'); plot_layer_stds(predicted, axs[2], label='predicted', style='--')
     axs[2].legend(); axs[2].set_title('pre-activation std, leaky Kaiming gain'); axs[2].set_ylabel('')
-    plt.show()
+    show_figure(fig)
     return dict(mean=y.mean().item(), std=y.std().item(), derived_mean=mean, derived_std=std,
                 layer_stds=measured, predicted_stds=predicted)
 

@@ -145,10 +145,9 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, tol=1e-3, max_iters=10, mod_fi
 # %% ../nbs/04_init.ipynb #fcf35bb5
 def show_init_stack(scheme='default', gain_mult=1., depth=20):
     "Plot the per-layer std through `depth` Linear+ReLU layers initialized with `scheme` × `gain_mult`; return the stds."
-    import matplotlib.pyplot as plt
-    from wscourse.matmul import plot_layer_stds
+    from wscourse.matmul import plot_layer_stds, show_figure
     stds = init_stack_stds(scheme, gain_mult, depth)
-    plot_layer_stds(stds, title=f'{scheme} init × {gain_mult:.2f}, {depth} Linear+ReLU layers'); plt.show()
+    show_figure(plot_layer_stds(stds, title=f'{scheme} init × {gain_mult:.2f}, {depth} Linear+ReLU layers').figure)
     return stds
 
 def init_explorer(scheme='default', gain_mult=1., depth=20):
