@@ -1,4 +1,4 @@
-"""The closed-form parametrizations (and the benchmark's weight norm on the output) equal the straightforward formulas (outputs and gradients, float64, within 1e-6
+"""The closed-form parametrizations equal the straightforward formulas (outputs and gradients, float64, within 1e-6
 relative), on random shapes, including tied maxima, dead rows, zero gains and weights below eps; and the eval-mode
 weight cache (`CachedInEval`) is used exactly when it is safe."""
 import copy
@@ -194,42 +194,3 @@ def test_mean_std_two_pass_cases():
         ref = x.double().std().item()
         assert abs(mean_std(x)[1] - ref) <= 1e-6 * ref
 
-@st.composite
-def output_weight_norm_cases(draw):
-    "(x, g, v, bias, conv settings or None for a Linear), float64, with degenerate rows of v like `weights`."
-    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31)))
-    groups = draw(st.sampled_from([1, 2]))
-    n_in, n_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
-    if draw(st.booleans()):
-        batch = draw(st.sampled_from([(), (2,), (3,), (2, 2)]))                          # () is one unbatched vector
-        x = torch.randn(*batch, n_in, generator=gen, dtype=torch.float64)
-        v, conv = torch.randn(n_out, n_in, generator=gen, dtype=torch.float64), None
-    else:
-        k, stride, padding, dilation = (draw(st.sampled_from(o)) for o in ([1, 2, 3], [1, 2], [0, 1], [1, 2]))
-        size = max(draw(st.integers(2, 7)), dilation * (k - 1) + 1 - 2 * padding)       # at least one output position
-        x = torch.randn(draw(st.integers(1, 3)), n_in, size, size, generator=gen, dtype=torch.float64)
-        v, conv = torch.randn(n_out, n_in // groups, k, k, generator=gen, dtype=torch.float64), ((stride,) * 2, (padding,) * 2, (dilation,) * 2, groups)
-    v *= draw(st.sampled_from([1e-3, 1., 50.]))
-    kind = draw(st.sampled_from(['random', 'zero row', 'tiny']))
-    if kind == 'zero row': v[0] = 0
-    if kind == 'tiny': v *= 1e-15                                         # every row's norm below eps
-    g = torch.randn(n_out, generator=gen, dtype=torch.float64)
-    if draw(st.booleans()): g[0] = 0
-    bias = torch.randn(n_out, generator=gen, dtype=torch.float64) if draw(st.booleans()) else None
-    return x, g, v, bias, conv
-
-@given(output_weight_norm_cases(), st.booleans())
-@SETTINGS
-def test_output_weight_norm_matches_formula(case, x_needs_grad):
-    "The benchmark's weight norm on the output equals the layer run with the weight g · v / max(‖v‖, eps), outputs and gradients (x's too, if it needs one)."
-    import torch.nn.functional as F
-    from wscourse.bench import OutputWeightNormFunction
-    x, g, v, bias, conv = case
-    eps = 1e-12
-    def slow(x, g, v, b=None):
-        w = g.view(-1, *[1] * (v.ndim - 1)) * (v / norm_except(v, 0, eps))
-        return F.linear(x, w, b) if conv is None else F.conv2d(x, w, b, *conv)
-    def fast(x, g, v, b=None): return OutputWeightNormFunction.apply(x, g, v, b, conv, eps)
-    tensors = [g, v, *([] if bias is None else [bias])]
-    if x_needs_grad: compare(fast, slow, x, *tensors)
-    else: compare(partial(fast, x), partial(slow, x), *tensors)       # x a constant, like the input of a model's first layer

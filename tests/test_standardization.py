@@ -38,6 +38,7 @@ def test_scaled_form_has_variance_gamma_squared_over_fan(w, gamma):
     v = p(w).var(dim=(1, 2, 3), correction=0) * fan
     torch.testing.assert_close(v, torch.full_like(v, gamma ** 2), atol=1e-6, rtol=1e-6)
 
+@settings(deadline=None)                     # a shared, loaded machine can take over 200 ms for one example
 @given(st.integers(1, 6), st.integers(2, 6), st.sampled_from(['ws', 'sws']))
 def test_zero_weights_finite_outputs_and_gradients(out_, in_, kind):
     conv = nn.Conv2d(in_, out_, 3)

@@ -64,14 +64,16 @@ def results_table(results: dict, baseline=None) -> str:
         lines.append(line)
     return '\n'.join(lines)
 
-def plot_results(results: dict, figsize=(11, 3.5)):
-    "Bar charts of accuracy (mean ± std over seeds, seeds as dots) and seconds per epoch."
+def plot_results(results: dict, figsize=(11, 3.5), ylim=(0, 1)):
+    "Bar charts of accuracy (mean ± std over seeds, seeds as dots; `ylim` the accuracy axis's range) and seconds per epoch."
     import matplotlib.pyplot as plt
     names = list(results)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize, gridspec_kw=dict(width_ratios=(2, 1)))
     a1.bar(names, [results[n].mean for n in names], yerr=[results[n].std for n in names], capsize=3, alpha=0.7)
     for i, n in enumerate(names): a1.plot([i] * len(results[n].accs), results[n].accs, 'k.', ms=4)
-    a1.set_ylim(0, 1); a1.set_ylabel('valid accuracy'); a1.tick_params(axis='x', rotation=60)
+    a1.set_ylim(*ylim); a1.set_ylabel('valid accuracy'); a1.tick_params(axis='x', rotation=60)
+    for i, n in enumerate(names):                                    # a mean below the axis: write it at the bottom
+        if results[n].mean < ylim[0]: a1.annotate(f'{results[n].mean:.2f} ↓', (i, ylim[0]), ha='center', va='bottom', fontsize=8)
     a2.barh(names, [results[n].seconds for n in names]); a2.set_xlabel('seconds per epoch'); a2.invert_yaxis()
     fig.tight_layout()
     return fig

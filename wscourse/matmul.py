@@ -48,7 +48,7 @@ def dot_stats(n: int, act=None, trials=2000, seed=0):
     if act is not None: y = act(y)
     return y.mean().item(), y.pow(2).mean().item()
 
-# %% ../nbs/03_matmul.ipynb #ac12a5cd
+# %% ../nbs/03_matmul.ipynb #ef6fce3e
 def where_values_end(stds):
     "First layer (counting from 1) whose std is not a positive finite number, and why; `(None, '')` if none."
     s = torch.as_tensor(stds, dtype=torch.float64)
@@ -77,6 +77,7 @@ def plot_layer_stds(stds, ax=None, title=None, label=None, style='.-'):
     if title: ax.set_title(title)
     return ax
 
+# %% ../nbs/03_matmul.ipynb #ac12a5cd
 def show_figure(fig):
     "Show `fig` as a PNG and close it: drawn once, with fixed margins (a tight layout or crop costs two to three times as long)."
     import io, matplotlib.pyplot as plt

@@ -13,12 +13,13 @@ from torch.nn.utils import parametrize
 import torch.nn.functional as F
 
 from torch.autograd.function import once_differentiable
+from fastcore.basics import patch
 
 from .scaling import _check_float, _check_eps, _rowsum, _rowdot, _reads_are_free, CachedInEval
 
 # %% auto #0
 __all__ = ['RELU_GAMMA', 'NORMS', 'standardize', 'WeightStandardization', 'StdConv2d', 'scaled_standardize',
-           'ScaledStandardizeFunction', 'ScaledWeightStandardization', 'res_block', 'ResBlock', 'small_resnet']
+           'ScaledWeightStandardization', 'res_block', 'ResBlock', 'small_resnet', 'ScaledStandardizeFunction']
 
 # %% ../nbs/09_weight_standardization.ipynb #0b12b573
 def _fan_dims(w):
@@ -43,14 +44,7 @@ class WeightStandardization(CachedInEval):
     def __init__(self, eps=1e-5):
         super().__init__()
         self.eps = _check_eps(eps)
-    def compute(self, w):
-        _check_float(w)
-        _, fan = _fan_dims(w)
-        n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
-        y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), None, None, 1, n_out, fan, n_out, self.eps)
-        if _reads_are_free(rstd) and bool((rstd > 0).all()): return y.view(w.shape)
-        return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes further
-                                                # (off the CPU always: checking would cost a device sync every forward)
+    def compute(self, w): return standardize(w, self.eps)      # a faster route with the same result: Under the hood
     def extra_repr(self): return f"eps={self.eps}"
 
 # %% ../nbs/09_weight_standardization.ipynb #39874827
@@ -70,6 +64,64 @@ def scaled_standardize(w: torch.Tensor, gain: torch.Tensor, gamma=1., eps=1e-4):
     var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
     return (w - mean) * torch.rsqrt((var * fan).clamp_min(eps)) * (gain.view(-1, *[1] * (w.ndim - 1)) * gamma)
 
+class ScaledWeightStandardization(CachedInEval):
+    "Parametrization w → gain · gamma · (w − mean) / √max(var · fan, eps), with a learnable per-output-channel `gain`."
+    def __init__(self, gamma=1., eps=1e-4, n_out=None):
+        super().__init__()
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma):
+            raise ValueError(f"gamma must be a finite number, got {gamma!r}")
+        self.gamma, self.eps = gamma, _check_eps(eps)
+        self.gain = None if n_out is None else nn.Parameter(torch.ones(n_out))
+    def _make_gain(self, w):
+        if self.gain is None: self.gain = nn.Parameter(torch.ones(w.shape[0], dtype=w.dtype, device=w.device))
+        elif self.gain.device != w.device: self.gain = nn.Parameter(self.gain.detach().to(w.device))   # made with n_out, on the CPU
+        elif self.gain.shape[0] != w.shape[0]:
+            raise ValueError(f"gain has {self.gain.shape[0]} entries but the weight has {w.shape[0]} output channels")
+    def right_inverse(self, w):
+        _check_float(w); _fan_dims(w); self._make_gain(w)
+        return w
+    def compute(self, w):
+        _check_float(w); self._make_gain(w)
+        return scaled_standardize(w, self.gain.to(w.dtype), self.gamma, self.eps)    # faster route: Under the hood
+    def extra_repr(self): return f"gamma={self.gamma:.4g}, eps={self.eps}"
+
+# %% ../nbs/09_weight_standardization.ipynb #abb7acc5
+def res_block(ni, nf, stride, norm, conv=nn.Conv2d):
+    "Two 3×3 convs with `norm` layers and a residual path (a 1×1 conv when the shape changes)."
+    body = nn.Sequential(conv(ni, nf, 3, stride, 1, bias=False), norm(nf), nn.ReLU(),
+                         conv(nf, nf, 3, 1, 1, bias=False), norm(nf))
+    skip = nn.Identity() if ni == nf and stride == 1 else nn.Sequential(conv(ni, nf, 1, stride, bias=False), norm(nf))
+    return ResBlock(body, skip)
+
+class ResBlock(nn.Module):
+    "relu(body(x) + skip(x))."
+    def __init__(self, body, skip): super().__init__(); self.body, self.skip = body, skip
+    def forward(self, x): return torch.relu(self.body(x) + self.skip(x))
+
+NORMS = {'bn': nn.BatchNorm2d, 'gn': lambda n: nn.GroupNorm(min(8, n), n)}
+
+def small_resnet(norm='bn', ws=False, n_in=1, n_classes=10, widths=(16, 32, 64)):
+    "Stem + one residual block per width (stride 2 after the first) + global average pool; `ws` standardizes every conv."
+    if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
+    if not widths: raise ValueError("widths must name at least one block's width")
+    nl, conv = NORMS[norm], (StdConv2d if ws else nn.Conv2d)
+    layers = [conv(n_in, widths[0], 3, 1, 1, bias=False), nl(widths[0]), nn.ReLU()]
+    for i, (a, b) in enumerate(zip((widths[0],) + tuple(widths[:-1]), widths)): layers.append(res_block(a, b, 1 if i == 0 else 2, nl, conv))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_classes))
+
+# %% ../nbs/09_weight_standardization.ipynb #a9527c9d
+@patch
+def compute(self: WeightStandardization, w):
+    "`standardize(w, eps)`, computed by PyTorch's fused group norm; the two-pass formula where a row's variance overflows."
+    _check_float(w)
+    _, fan = _fan_dims(w)
+    n_out = w.shape[0]                      # group norm of a batch of one, one group (a row of the weight) per output channel
+    y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), None, None, 1, n_out, fan, n_out, self.eps)
+    if _reads_are_free(rstd) and bool((rstd > 0).all()): return y.view(w.shape)
+    return standardize(w, self.eps)         # a row's variance overflowed (|w| ~ 1e19 in float32): the two-pass formula copes further
+                                            # (off the CPU always: checking would cost a device sync every forward)
+
+# %% ../nbs/09_weight_standardization.ipynb #5fc8ccb6
 class ScaledStandardizeFunction(torch.autograd.Function):
     "k · (w − mean) / √max(Σ(w − mean)², eps) for each row of a 2-D `w`, k = gain · gamma; backward in closed form."
     @staticmethod
@@ -97,54 +149,15 @@ class ScaledStandardizeFunction(torch.autograd.Function):
         gw = torch.addcmul(-rk * _rowsum(gy) / gy.shape[1], y, torch.where(active, -r * d, 0.), out=scratch).addcmul_(gy, rk)
         return gw, (d * ctx.gamma).reshape(gain.shape), None, None
 
-class ScaledWeightStandardization(CachedInEval):
-    "Parametrization w → gain · gamma · (w − mean) / √max(var · fan, eps), with a learnable per-output-channel `gain`."
-    def __init__(self, gamma=1., eps=1e-4, n_out=None):
-        super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma):
-            raise ValueError(f"gamma must be a finite number, got {gamma!r}")
-        self.gamma, self.eps = gamma, _check_eps(eps)
-        self.gain = None if n_out is None else nn.Parameter(torch.ones(n_out))
-    def _make_gain(self, w):
-        if self.gain is None: self.gain = nn.Parameter(torch.ones(w.shape[0], dtype=w.dtype, device=w.device))
-        elif self.gain.device != w.device: self.gain = nn.Parameter(self.gain.detach().to(w.device))   # made with n_out, on the CPU
-        elif self.gain.shape[0] != w.shape[0]:
-            raise ValueError(f"gain has {self.gain.shape[0]} entries but the weight has {w.shape[0]} output channels")
-    def right_inverse(self, w):
-        _check_float(w); _fan_dims(w); self._make_gain(w)
-        return w
-    def compute(self, w):
-        _check_float(w); self._make_gain(w)
-        _, fan = _fan_dims(w)
-        n_out, gain = w.shape[0], self.gain.to(w.dtype)
-        # Where every row has σ²·n ≥ eps the formula is group norm without eps (one group per row) with the per-row scale
-        # gain·γ/√n: PyTorch's fused kernel, which also returns 1/σ per row, so the check costs no extra pass.
-        y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), gain * (self.gamma / math.sqrt(fan)), None,
-                                             1, n_out, fan, n_out, 0.)
-        if _reads_are_free(rstd) and bool((rstd <= math.sqrt(fan / self.eps)).all()): return y.view(w.shape)
-        return ScaledStandardizeFunction.apply(w.reshape(n_out, fan), gain, self.gamma, self.eps).view(w.shape)
-    def extra_repr(self): return f"gamma={self.gamma:.4g}, eps={self.eps}"
-
-# %% ../nbs/09_weight_standardization.ipynb #abb7acc5
-def res_block(ni, nf, stride, norm, conv=nn.Conv2d):
-    "Two 3×3 convs with `norm` layers and a residual path (a 1×1 conv when the shape changes)."
-    body = nn.Sequential(conv(ni, nf, 3, stride, 1, bias=False), norm(nf), nn.ReLU(),
-                         conv(nf, nf, 3, 1, 1, bias=False), norm(nf))
-    skip = nn.Identity() if ni == nf and stride == 1 else nn.Sequential(conv(ni, nf, 1, stride, bias=False), norm(nf))
-    return ResBlock(body, skip)
-
-class ResBlock(nn.Module):
-    "relu(body(x) + skip(x))."
-    def __init__(self, body, skip): super().__init__(); self.body, self.skip = body, skip
-    def forward(self, x): return torch.relu(self.body(x) + self.skip(x))
-
-NORMS = {'bn': nn.BatchNorm2d, 'gn': lambda n: nn.GroupNorm(min(8, n), n)}
-
-def small_resnet(norm='bn', ws=False, n_in=1, n_classes=10, widths=(16, 32, 64)):
-    "Stem + one residual block per width (stride 2 after the first) + global average pool; `ws` standardizes every conv."
-    if norm not in NORMS: raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
-    if not widths: raise ValueError("widths must name at least one block's width")
-    nl, conv = NORMS[norm], (StdConv2d if ws else nn.Conv2d)
-    layers = [conv(n_in, widths[0], 3, 1, 1, bias=False), nl(widths[0]), nn.ReLU()]
-    for i, (a, b) in enumerate(zip((widths[0],) + tuple(widths[:-1]), widths)): layers.append(res_block(a, b, 1 if i == 0 else 2, nl, conv))
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], n_classes))
+@patch
+def compute(self: ScaledWeightStandardization, w):
+    "`scaled_standardize`, by group norm where every row has σ²·n ≥ eps, else by `ScaledStandardizeFunction`."
+    _check_float(w); self._make_gain(w)
+    _, fan = _fan_dims(w)
+    n_out, gain = w.shape[0], self.gain.to(w.dtype)
+    # Where every row has σ²·n ≥ eps the formula is group norm without eps (one group per row) with the per-row scale
+    # gain·γ/√n: PyTorch's fused kernel, which also returns 1/σ per row, so the check costs no extra pass.
+    y, _, rstd = torch.native_group_norm(w.reshape(1, n_out, fan), gain * (self.gamma / math.sqrt(fan)), None,
+                                         1, n_out, fan, n_out, 0.)
+    if _reads_are_free(rstd) and bool((rstd <= math.sqrt(fan / self.eps)).all()): return y.view(w.shape)
+    return ScaledStandardizeFunction.apply(w.reshape(n_out, fan), gain, self.gamma, self.eps).view(w.shape)
