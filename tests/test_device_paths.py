@@ -77,3 +77,10 @@ def test_max_norm_off_cpu_path_is_bit_identical(monkeypatch):
     inside = torch.randn(6, 10) * 0.01                     # nothing over the bound: multiplied by exactly 1
     assert torch.equal(max_norm_(inside.clone(), 1.5), inside)
     max_norm_(torch.randn(6, 10, device='meta'), 1.5)      # and no value read on another device
+
+@pytest.mark.parametrize('dim', [0, 1])
+def test_per_slice_gain_is_made_on_the_weights_device(dim):
+    "max_scale_with_gain(dim=...) makes its per-slice gain where the weight lives (here 'meta'), and runs there."
+    layer = max_scale_with_gain(nn.Conv2d(3, 4, 3, device='meta'), dim=dim)
+    assert layer.parametrizations.weight[1].gain.is_meta
+    layer(torch.randn(2, 3, 6, 6, device='meta')).sum().backward()

@@ -113,3 +113,18 @@ def test_negative_dim_is_pythons_not_torchs():
     assert last.parametrizations.weight.original0.shape == (1, 3)
     torch.testing.assert_close(last.parametrizations.weight.original0, one.parametrizations.weight.original0)
     assert torch_weight_norm(copy.deepcopy(lin), dim=-1).parametrizations.weight.original0.shape == ()
+
+@pytest.mark.parametrize('dim', [None, 0, 1, -1])
+@pytest.mark.parametrize('make', [lambda: nn.Linear(7, 5), lambda: nn.Conv2d(3, 4, 3)], ids=['Linear', 'Conv2d'])
+def test_max_scale_with_gain_starts_as_the_same_function(make, dim):
+    "The gain starts at the max|w| MaxScale divides by (per slice along `dim`), so outputs before == outputs after."
+    torch.manual_seed(0)
+    layer = make()
+    x = torch.randn(2, 7) if isinstance(layer, nn.Linear) else torch.randn(2, 3, 6, 6)
+    w0, before = layer.weight.detach().clone(), layer(x).detach()
+    max_scale_with_gain(layer, dim=dim)
+    torch.testing.assert_close(layer(x), before, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(layer.weight, w0, rtol=1e-6, atol=1e-7)
+    gain = layer.parametrizations.weight[1].gain
+    expected = () if dim is None else tuple(s if d == dim % w0.ndim else 1 for d, s in enumerate(w0.shape))
+    assert gain.shape == expected and gain.requires_grad

@@ -16,7 +16,8 @@ from torch.nn.utils import parametrize
 __all__ = ['BLOCK', 'max_scale', 'MaxScaleFunction', 'CachedInEval', 'MaxScale', 'reparametrize', 'bake', 'small_convnet', 'Gain',
            'max_scale_with_gain']
 
-# %% ../nbs/06_weight_scaling.ipynb #b776018d
+# %% ../nbs/06_weight_scaling.ipynb #ecc8caf9
+# Argument checks shared by the parametrizations of lessons 06-09.
 def _check_dim(dim, ndim=None):
     "Validate `dim` (None or an int), and, given a tensor's `ndim`, its range; returns it non-negative."
     if dim is None: return None
@@ -40,6 +41,8 @@ def _check_eps(eps, what='eps'):
 
 def _other_dims(w, dim): return [d for d in range(w.ndim) if d != dim]
 
+
+# %% ../nbs/06_weight_scaling.ipynb #b776018d
 def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
     "w / max|w| over the whole tensor (`dim=None`) or per slice along `dim`, the straightforward way (autograd does the backward)."
     _check_float(w); _check_nonempty(w); _check_eps(eps)
@@ -50,6 +53,7 @@ def max_scale(w: torch.Tensor, dim=None, detach=False, eps=1e-12):
     return w / m.clamp_min(eps)
 
 # %% ../nbs/06_weight_scaling.ipynb #5d323803
+# The fast version of max_scale; see "Under the hood (optional)" at the end of the lesson.
 def _rowsum(t): return t.sum(1, keepdim=True)
 
 def _reads_are_free(t):
@@ -113,7 +117,6 @@ class MaxScaleFunction(torch.autograd.Function):
         share = d_max / (_rowsum(at_max) * mc)        # d_max = 0 in a row below eps, whatever it marks
         return at_max.mul_(w).mul_(share).addcmul_(gy, 1 / mc), None, None
 
-# %% ../nbs/06_weight_scaling.ipynb #616d0f57
 class CachedInEval(nn.Module):
     "Base for parametrizations: `compute` their inputs, reusing the last result in eval mode with gradients off while the inputs and own parameters are unchanged."
     _cache = None
@@ -146,6 +149,8 @@ class CachedInEval(nn.Module):
         self._cache = None                            # .to() / .half() / .float(): the converted tensors may reuse address and version
         return super()._apply(fn, *args, **kwargs)
 
+
+# %% ../nbs/06_weight_scaling.ipynb #616d0f57
 class MaxScale(CachedInEval):
     "Parametrization w → w / max|w|, over the whole tensor (`dim=None`) or per slice along `dim`; closed-form backward."
     def __init__(self, dim=None, detach=False, eps=1e-12):
@@ -159,7 +164,8 @@ class MaxScale(CachedInEval):
         return MaxScaleFunction.apply(rows, self.detach, self.eps).view(w.shape)
     def extra_repr(self): return f"dim={self.dim}, detach={self.detach}"
 
-# %% ../nbs/06_weight_scaling.ipynb #5636be6d
+# %% ../nbs/06_weight_scaling.ipynb #dd324fd4
+# Guards against the deep-copy trap described in "Under the hood (optional)".
 def _own_class(module: nn.Module):
     "Give a parametrized `module` a private copy of its class: deep copies share it, and parametrize edits it."
     if not parametrize.is_parametrized(module): return
@@ -172,6 +178,8 @@ def _register_parametrization(module: nn.Module, name: str, parametrization: nn.
     _own_class(module)
     return parametrize.register_parametrization(module, name, parametrization)
 
+
+# %% ../nbs/06_weight_scaling.ipynb #5636be6d
 def reparametrize(model: nn.Module, make: Callable[[], nn.Module], types=(nn.Conv2d, nn.Linear), name='weight'):
     "Register `make()` as a parametrization of `name` on every module of `model` that is an instance of `types`."
     if isinstance(types, type): types = (types,)
@@ -208,17 +216,20 @@ def small_convnet(n_in=1, size=28, n_classes=10, widths=(16, 32), hidden=128):
 
 # %% ../nbs/06_weight_scaling.ipynb #25075fd9
 class Gain(nn.Module):
-    "Parametrization w → gain · w with a learnable scalar `gain` (the scale a normalized weight cannot express)."
+    "Parametrization w → gain · w with a learnable `gain`: a scalar, or a tensor that broadcasts against w (the scale a normalized weight cannot express)."
     def __init__(self, init=1.):
         super().__init__()
-        self.gain = nn.Parameter(torch.tensor(float(init)))
+        self.gain = nn.Parameter(init.detach().clone() if isinstance(init, torch.Tensor) else torch.tensor(float(init)))
     def forward(self, w): return w * self.gain.to(w.dtype)
 
 def max_scale_with_gain(module: nn.Module, dim=None, detach=False, name='weight'):
-    "Register `MaxScale(dim, detach)` then a `Gain` starting at the current max|w| on `module.name`."
+    "Register `MaxScale(dim, detach)` then a `Gain` starting at the max|w| it divides by (per slice along `dim`), so `module` computes what it did."
     w = getattr(module, name)
     _check_float(w, f"{type(module).__name__}.{name}"); _check_nonempty(w, f"{type(module).__name__}.{name}")
-    init = w.detach().abs().max().item()
+    d = _check_dim(dim, w.ndim)
+    if d is None or w.ndim == 1: init = w.detach().abs().max().item()                   # one gain for the whole tensor
+    else: init = w.detach().abs().amax(dim=_other_dims(w, d), keepdim=True)             # one per slice, on w's device
     _register_parametrization(module, name, MaxScale(dim, detach))
     _register_parametrization(module, name, Gain(init).to(w.device))
     return module
+

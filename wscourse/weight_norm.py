@@ -13,15 +13,10 @@ from torch.autograd.function import once_differentiable
 from .scaling import _check_dim, _check_float, _check_eps, _check_nonempty, _other_dims, _as_rows, _rowdot, _register_parametrization, _reads_are_free, CachedInEval
 
 # %% auto #0
-__all__ = ['norm_except', 'WeightNormFunction', 'WeightNorm', 'weight_norm']
+__all__ = ['WeightNormFunction', 'norm_except', 'WeightNorm', 'weight_norm']
 
-# %% ../nbs/07_weight_norm.ipynb #752bccd2
-def norm_except(v: torch.Tensor, dim=None, eps=1e-12):
-    "L2 norm of `v` over every dimension except `dim` (all of them if None), shaped to broadcast, at least `eps`."
-    dim = _check_dim(dim, v.ndim)
-    n = torch.linalg.vector_norm(v) if dim is None else torch.linalg.vector_norm(v, dim=_other_dims(v, dim), keepdim=True)
-    return n.clamp_min(eps)
-
+# %% ../nbs/07_weight_norm.ipynb #0bcc21e5
+# The fast version of g · v / ‖v‖; see "Under the hood (optional)" at the end of the lesson.
 class WeightNormFunction(torch.autograd.Function):
     "g · v / max(‖v‖, eps) for each row of a 2-D `v` (g shaped (rows, 1)); backward in closed form."
     @staticmethod
@@ -40,6 +35,24 @@ class WeightNormFunction(torch.autograd.Function):
         gv = torch.mul(gy, s, out=scratch).addcmul_(v, torch.where(active, -s * d / (nc * nc), 0.))
         return d / nc, gv, None
 
+def _weight_norm_fast(g, v, dim, eps):
+    "`g * v / norm_except(v, dim, eps)`, computed faster: PyTorch's fused kernel where it is safe, else a closed-form backward."
+    if (dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1)
+            and v.is_contiguous() and g.is_contiguous() and _reads_are_free(v)):   # contiguous for its backward; CPU: the check below is free
+        w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
+        if bool(norms.amin() >= eps): return w                # it divides by the raw norm: NaN for a zero row
+    rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
+    if rows is None: return g * (v / norm_except(v, dim, eps))      # the formula, as written
+    return WeightNormFunction.apply(g.reshape(rows.shape[0], 1), rows, eps).view(v.shape)
+
+
+# %% ../nbs/07_weight_norm.ipynb #752bccd2
+def norm_except(v: torch.Tensor, dim=None, eps=1e-12):
+    "L2 norm of `v` over every dimension except `dim` (all of them if None), shaped to broadcast, at least `eps`."
+    dim = _check_dim(dim, v.ndim)
+    n = torch.linalg.vector_norm(v) if dim is None else torch.linalg.vector_norm(v, dim=_other_dims(v, dim), keepdim=True)
+    return n.clamp_min(eps)
+
 class WeightNorm(CachedInEval):
     "Parametrization (g, v) → g · v / ‖v‖, norms taken over all dims but `dim` (whole tensor if None)."
     def __init__(self, dim=0, eps=1e-12):
@@ -47,14 +60,7 @@ class WeightNorm(CachedInEval):
         self.dim, self.eps = _check_dim(dim), _check_eps(eps)
     def compute(self, g, v):
         _check_nonempty(v)
-        dim = _check_dim(self.dim, v.ndim)
-        if (dim == 0 and v.ndim > 1 and g.shape == (v.shape[0],) + (1,) * (v.ndim - 1)
-                and v.is_contiguous() and g.is_contiguous() and _reads_are_free(v)):   # contiguous for its backward; CPU: the check below is free
-            w, norms = torch._weight_norm_interface(v, g, 0)           # PyTorch's fused kernel, as in its own weight_norm
-            if bool(norms.amin() >= self.eps): return w                # it divides by the raw norm: NaN for a zero row
-        rows = _as_rows(v, dim) if v.ndim > 1 or dim is None else None
-        if rows is None: return g * (v / norm_except(v, dim, self.eps))      # the formula, as written
-        return WeightNormFunction.apply(g.reshape(rows.shape[0], 1), rows, self.eps).view(v.shape)
+        return _weight_norm_fast(g, v, _check_dim(self.dim, v.ndim), self.eps)   # = g * v / norm_except(v, dim, eps), see Under the hood
     def right_inverse(self, w):
         _check_float(w)
         g = norm_except(w, self.dim, 0.)
