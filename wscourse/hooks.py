@@ -10,12 +10,13 @@ from functools import partial
 
 import torch
 from torch import nn
+from fastcore.basics import patch
 
 from .learner import Callback
 
 # %% auto #0
-__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'floor_fraction', 'mean_std', 'bin_counts',
-           'ActivationStats']
+__all__ = ['Hook', 'Hooks', 'as_module_filter', 'find_modules', 'HooksCallback', 'ActivationStats', 'mean_std', 'floor_fraction',
+           'bin_counts']
 
 # %% ../nbs/02_hooks.ipynb #1bb99da3
 class Hook:
@@ -73,16 +74,97 @@ class HooksCallback(Callback):
     def __iter__(self): return iter(self.hooks)
     def __len__(self): return len(self.hooks)
 
-# %% ../nbs/02_hooks.ipynb #18960461
-def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
-    "Share of the elements of `x` equal (up to `rtol`) to its minimum: for a ReLU-like output, the share at its floor (not the share of dead units)."
-    if x.numel() == 0: return float('nan')
-    x = x.detach()
-    if x.dtype not in (torch.float32, torch.float64): x = x.float() if x.is_floating_point() else x.double()   # a half mean loses counts
-    lo = x.min()
-    level = lo + rtol * max(1., lo.abs().item()) if lo.isfinite() else lo           # a floor of -inf: the -inf entries
-    at_floor = torch.le(x, level, out=torch.empty_like(x) if scratch is None else scratch)
-    return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
+# %% ../nbs/02_hooks.ipynb #4b9efc6e
+def plain_stats(out, bins=40, low=-2., high=8.):
+    "The four numbers ActivationStats records for one output, by the plain formulas."
+    return dict(mean=out.mean().item(), std=out.std().item(),
+                hist=torch.histc(out, bins, low, high),
+                at_floor=(out <= out.min()).float().mean().item())
+
+
+# %% ../nbs/02_hooks.ipynb #71fd9bd2
+class ActivationStats(HooksCallback):
+    "Per-layer, per-batch mean, std, share at the floor (`deads`) and histogram of the hooked outputs during training; on a CPU with a core to spare, computed on a worker thread."
+    def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False, background=None):
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
+        if not (isinstance(hist_range, (tuple, list)) and len(hist_range) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in hist_range)
+                and hist_range[0] < hist_range[1]): raise ValueError(f"hist_range must be (low, high), finite numbers with low < high, got {hist_range!r}")
+        if background not in (None, True, False): raise ValueError(f"background must be None (decide from the idle cores), True or False, got {background!r}")
+        super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
+        self.bins, self.hist_range, self.background = bins, hist_range, background
+        self._buffers, self._copies, self._pool = {}, {}, None      # used by the fast path (Under the hood)
+
+    def before_fit(self, learn):
+        super().before_fit(learn)
+        for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
+
+    def _record(self, hook, mod, inp, out):
+        "The hook: record the four numbers of this batch's output."
+        self._compute(hook, out.detach())
+
+    def _compute(self, hook, a):
+        "Append the mean, std, share at the floor and histogram of `a` (by `plain_stats`) to `hook`'s lists."
+        s = plain_stats(a.float(), self.bins, *self.hist_range)
+        hook.means.append(s['mean']); hook.stds.append(s['std']); hook.deads.append(s['at_floor']); hook.hists.append(s['hist'].cpu())
+
+    def wait(self): "Block until every batch is recorded: nothing to do here (the worker in Under the hood changes that)."
+
+    def _per_layer(self, name):
+        "The statistic `name` as a (layers, batches) tensor; an error if the layers recorded different numbers of batches."
+        self.wait()
+        rows = [getattr(h, name) for h in self.hooks]
+        if len({len(r) for r in rows}) > 1:
+            raise ValueError(f"the hooked modules recorded different numbers of outputs ({[len(r) for r in rows]}): a module that runs more than once "
+                             "per forward (e.g. one ReLU reused) records once per call; choose modules that run once per batch with mod_filter")
+        return torch.tensor(rows)
+    means = property(lambda self: self._per_layer('means'), doc="Per-layer means: a (layers, batches) tensor.")
+    stds = property(lambda self: self._per_layer('stds'), doc="Per-layer stds: a (layers, batches) tensor.")
+    deads = property(lambda self: self._per_layer('deads'), doc="Per-layer shares at the floor: a (layers, batches) tensor.")
+    @property
+    def hists(self): "Per layer, a (batches, bins) tensor of histograms."; self.wait(); return [torch.stack(h.hists) for h in self.hooks]
+
+    def dead_fraction(self, last=1):
+        "Per-layer share of outputs at the layer's floor, averaged over the `last` recorded batches (not the share of dead units: a healthy ReLU reads about 0.5)."
+        return self.deads[:, -last:].mean(dim=1)
+    floor_share = dead_fraction                  # the same number, named for what it counts
+
+
+# %% ../nbs/02_hooks.ipynb #da028937
+# The three plots: plain matplotlib
+@patch
+def plot_stats(self: ActivationStats, figsize=(10, 3)):
+    "Means and stds of each hooked layer's output over the training batches."
+    import matplotlib.pyplot as plt
+    self.wait()
+    fig, axs = plt.subplots(1, 2, figsize=figsize)
+    for i, h in enumerate(self.hooks):
+        axs[0].plot(h.means, label=f'layer {i}'); axs[1].plot(h.stds)
+    axs[0].set_title('means'); axs[1].set_title('stds'); axs[0].legend(fontsize='small')
+    for ax in axs: ax.set_xlabel('batch')
+    return fig
+
+@patch
+def color_dim(self: ActivationStats, figsize=(11, 4)):
+    "One image per layer: histogram of activations (log scale of counts) over batches."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, len(self.hooks), figsize=figsize, squeeze=False)
+    for i, (ax, h) in enumerate(zip(axs.flat, self.hists)):
+        ax.imshow(h.T.log1p(), origin='lower', aspect='auto', extent=(0, len(h), *self.hist_range))
+        ax.set_title(f'layer {i}'); ax.set_xlabel('batch')
+    axs.flat[0].set_ylabel('activation')
+    return fig
+
+@patch
+def dead_chart(self: ActivationStats, figsize=(11, 3)):
+    "Share of each layer's outputs at its floor over batches (dotted: 0.5, a healthy ReLU; 1: nothing passes)."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, len(self.hooks), figsize=figsize, squeeze=False)
+    for i, (ax, d) in enumerate(zip(axs.flat, self.deads)):
+        ax.plot(d); ax.axhline(0.5, ls=':', c='grey'); ax.set_ylim(0, 1); ax.set_title(f'layer {i}'); ax.set_xlabel('batch')
+    axs.flat[0].set_ylabel('share at the floor')
+    fig.suptitle('share of outputs at the floor (a healthy ReLU: about 0.5; all dead: 1)', y=1.02)
+    return fig
+
 
 # %% ../nbs/02_hooks.ipynb #254b1988
 _CHUNK = 256
@@ -123,6 +205,17 @@ def mean_std(x: torch.Tensor, scratch=None):
     c_total, c_squares = _chunked_sums(centred)                   # c_total: what rounding `mean` to x's dtype left over
     return mean, math.sqrt(max(c_squares - c_total * c_total / n, 0.) / (n - 1))
 
+# %% ../nbs/02_hooks.ipynb #18960461
+def floor_fraction(x: torch.Tensor, rtol=1e-6, scratch=None):
+    "Share of the elements of `x` equal (up to `rtol`) to its minimum: for a ReLU-like output, the share at its floor (not the share of dead units)."
+    if x.numel() == 0: return float('nan')
+    x = x.detach()
+    if x.dtype not in (torch.float32, torch.float64): x = x.float() if x.is_floating_point() else x.double()   # a half mean loses counts
+    lo = x.min()
+    level = lo + rtol * max(1., lo.abs().item()) if lo.isfinite() else lo           # a floor of -inf: the -inf entries
+    at_floor = torch.le(x, level, out=torch.empty_like(x) if scratch is None else scratch)
+    return at_floor.mean().item()     # a 0./1. float mask written in place: much faster than a bool tensor on CPU
+
 # %% ../nbs/02_hooks.ipynb #f4b68cd0
 _LANES = 4
 
@@ -155,7 +248,7 @@ def bin_counts(x: torch.Tensor, bins: int, low: float, high: float, scratch=None
     per_lane = torch.bincount(counters.add_(offsets), minlength=_LANES * (bins + 2)).view(_LANES, bins + 2)
     return per_lane.sum(0)[1:-1].float()                            # drop "below low" and "at or above high"
 
-# %% ../nbs/02_hooks.ipynb #71fd9bd2
+# %% ../nbs/02_hooks.ipynb #1269b9ce
 def _usable_cores():
     "Logical CPUs this process may run on (its affinity mask where the OS has one)."
     if hasattr(os, 'process_cpu_count'): return os.process_cpu_count() or 1       # Python 3.13+
@@ -166,124 +259,68 @@ def _idle_cores():
     "Whether a second team of torch's intra-op threads (the worker's) fits beside the first without sharing cores."
     return 2 * torch.get_num_threads() <= _usable_cores()
 
-class ActivationStats(HooksCallback):
-    "Per-layer, per-batch mean, std, share at the floor (`deads`) and histogram of the hooked outputs during training; on a CPU with a core to spare, computed on a worker thread."
-    def __init__(self, mod_filter=None, bins=40, hist_range=(-2., 8.), on_valid=False, background=None):
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1: raise ValueError(f"bins must be an int >= 1, got {bins!r}")
-        if not (isinstance(hist_range, (tuple, list)) and len(hist_range) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in hist_range)
-                and hist_range[0] < hist_range[1]): raise ValueError(f"hist_range must be (low, high), finite numbers with low < high, got {hist_range!r}")
-        if background not in (None, True, False): raise ValueError(f"background must be None (decide from the idle cores), True or False, got {background!r}")
-        super().__init__(self._record, mod_filter, on_train=True, on_valid=on_valid)
-        self.bins, self.hist_range, self.background = bins, hist_range, background
-        self._buffers, self._copies, self._pool = {}, {}, None
+@patch
+def before_fit(self: ActivationStats, learn):
+    HooksCallback.before_fit(self, learn)
+    for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
+    if self.background or (self.background is None and _idle_cores()):
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix='ActivationStats')
 
-    def before_fit(self, learn):
-        super().before_fit(learn)
-        for h in self.hooks: h.means, h.stds, h.deads, h.hists = [], [], [], []
-        if self.background or (self.background is None and _idle_cores()):
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix='ActivationStats')
+@patch
+def _scratch(self: ActivationStats, a):
+    "Flat (float, bin index) scratch tensors of `a`'s size and the lane offsets: views of buffers all hooks share, grown as needed."
+    key, n = (a.dtype, a.device), a.numel()
+    buf = self._buffers.get(key)
+    if buf is None or buf[0].numel() < n:
+        buf = self._buffers[key] = (torch.empty(n, dtype=a.dtype, device=a.device),
+                                    _bin_index(n, self.bins, a.device), _lane_offsets(n, self.bins, a.device))
+    return buf[0][:n], buf[1][:n], buf[2][:n]
 
-    def _scratch(self, a):
-        "Flat (float, bin index) scratch tensors of `a`'s size and the lane offsets: views of buffers all hooks share, grown as needed."
-        key, n = (a.dtype, a.device), a.numel()
-        buf = self._buffers.get(key)
-        if buf is None or buf[0].numel() < n:
-            buf = self._buffers[key] = (torch.empty(n, dtype=a.dtype, device=a.device),
-                                        _bin_index(n, self.bins, a.device), _lane_offsets(n, self.bins, a.device))
-        return buf[0][:n], buf[1][:n], buf[2][:n]
+@patch
+def _record(self: ActivationStats, hook, mod, inp, out):
+    "The hook: compute the statistics now, or copy a CPU output and have the worker compute them while training goes on."
+    a = out.detach()
+    if self._pool is None or a.device.type != 'cpu': return self._compute(hook, a)
+    copy, pending = self._copies.get(hook, (None, None))
+    if pending is not None: pending.result()                    # the worker is done with this hook's last copy (or raises its error)
+    if copy is None or copy.shape != a.shape or copy.dtype != a.dtype: copy = torch.empty_like(a, memory_format=torch.contiguous_format)
+    copy.copy_(a)                                                # later in-place edits of the output (an inplace ReLU) cannot reach it
+    self._copies[hook] = (copy, self._pool.submit(self._compute, hook, copy))
 
-    def _record(self, hook, mod, inp, out):
-        "The hook: compute the statistics now, or copy a CPU output and have the worker compute them while training goes on."
-        a = out.detach()
-        if self._pool is None or a.device.type != 'cpu': return self._compute(hook, a)
-        copy, pending = self._copies.get(hook, (None, None))
-        if pending is not None: pending.result()                    # the worker is done with this hook's last copy (or raises its error)
-        if copy is None or copy.shape != a.shape or copy.dtype != a.dtype: copy = torch.empty_like(a, memory_format=torch.contiguous_format)
-        copy.copy_(a)                                                # later in-place edits of the output (an inplace ReLU) cannot reach it
-        self._copies[hook] = (copy, self._pool.submit(self._compute, hook, copy))
+@patch
+def _compute(self: ActivationStats, hook, a):
+    "Append the mean, std, dead fraction and histogram of `a` to `hook`'s lists."
+    if a.dtype not in (torch.float32, torch.float64): a = a.float()
+    a = a.reshape(-1)                                            # a view, unless the output is not contiguous
+    scratch, index, offsets = self._scratch(a)
+    mean, std = mean_std(a, scratch=scratch)
+    hook.means.append(mean); hook.stds.append(std)
+    hook.deads.append(floor_fraction(a, scratch=scratch))
+    finite = math.isfinite(mean)                                 # a finite sum: no NaN or ±inf among the values
+    hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets, finite=finite).cpu())
 
-    def _compute(self, hook, a):
-        "Append the mean, std, dead fraction and histogram of `a` to `hook`'s lists."
-        if a.dtype not in (torch.float32, torch.float64): a = a.float()
-        a = a.reshape(-1)                                            # a view, unless the output is not contiguous
-        scratch, index, offsets = self._scratch(a)
-        mean, std = mean_std(a, scratch=scratch)
-        hook.means.append(mean); hook.stds.append(std)
-        hook.deads.append(floor_fraction(a, scratch=scratch))
-        finite = math.isfinite(mean)                                 # a finite sum: no NaN or ±inf among the values
-        hook.hists.append(bin_counts(a, self.bins, *self.hist_range, scratch=scratch, index=index, offsets=offsets, finite=finite).cpu())
+@patch
+def wait(self: ActivationStats):
+    "Block until every batch handed to the worker is recorded; re-raise the worker's error if it failed. (Without a worker: nothing to do.)"
+    for _, pending in list(self._copies.values()): pending.result()
 
-    def wait(self):
-        "Block until every batch handed to the worker is recorded; re-raise the worker's error if it failed. (Without a worker: nothing to do.)"
-        for _, pending in list(self._copies.values()): pending.result()
+@patch
+def remove(self: ActivationStats):
+    pool, self._pool, failed = self._pool, None, []
+    try:
+        if pool is not None: pool.shutdown(wait=True)            # every batch already handed over is recorded first
+        failed = [e for e in (f.exception() for _, f in self._copies.values()) if e is not None]
+    finally:
+        self._copies.clear(); self._buffers.clear()              # free the copies and scratch memory with the hooks
+        HooksCallback.remove(self)
+    if not failed: return
+    on_its_way = sys.exc_info()[1]                               # an error (or Ctrl-C) already ending the fit
+    if on_its_way is None: raise failed[0]
+    if on_its_way is not failed[0]: warnings.warn(f"ActivationStats' worker failed too: {failed[0]!r}")   # don't hide it
 
-    def remove(self):
-        pool, self._pool, failed = self._pool, None, []
-        try:
-            if pool is not None: pool.shutdown(wait=True)            # every batch already handed over is recorded first
-            failed = [e for e in (f.exception() for _, f in self._copies.values()) if e is not None]
-        finally:
-            self._copies.clear(); self._buffers.clear()              # free the copies and scratch memory with the hooks
-            super().remove()
-        if not failed: return
-        on_its_way = sys.exc_info()[1]                               # an error (or Ctrl-C) already ending the fit
-        if on_its_way is None: raise failed[0]
-        if on_its_way is not failed[0]: warnings.warn(f"ActivationStats' worker failed too: {failed[0]!r}")   # don't hide it
+@patch
+def __getstate__(self: ActivationStats):
+    "Copies and pickles (of the callback, or of a model it hooks) record synchronously and carry no worker or buffers."
+    self.wait()
+    return {**self.__dict__, '_pool': None, '_copies': {}, '_buffers': {}}
 
-    def __getstate__(self):
-        "Copies and pickles (of the callback, or of a model it hooks) record synchronously and carry no worker or buffers."
-        self.wait()
-        return {**self.__dict__, '_pool': None, '_copies': {}, '_buffers': {}}
-
-    def _per_layer(self, name):
-        "The statistic `name` as a (layers, batches) tensor; an error if the layers recorded different numbers of batches."
-        self.wait()
-        rows = [getattr(h, name) for h in self.hooks]
-        if len({len(r) for r in rows}) > 1:
-            raise ValueError(f"the hooked modules recorded different numbers of outputs ({[len(r) for r in rows]}): a module that runs more than once "
-                             "per forward (e.g. one ReLU reused) records once per call; choose modules that run once per batch with mod_filter")
-        return torch.tensor(rows)
-    @property
-    def means(self): return self._per_layer('means')
-    @property
-    def stds(self): return self._per_layer('stds')
-    @property
-    def deads(self): return self._per_layer('deads')
-    @property
-    def hists(self): self.wait(); return [torch.stack(h.hists) for h in self.hooks]
-
-    def dead_fraction(self, last=1):
-        "Per-layer share of outputs at the layer's floor, averaged over the `last` recorded batches (not the share of dead units: a healthy ReLU reads about 0.5)."
-        return self.deads[:, -last:].mean(dim=1)
-    floor_share = dead_fraction                  # the same number, named for what it counts
-
-    def plot_stats(self, figsize=(10, 3)):
-        "Means and stds of each hooked layer's output over the training batches."
-        import matplotlib.pyplot as plt
-        self.wait()
-        fig, axs = plt.subplots(1, 2, figsize=figsize)
-        for i, h in enumerate(self.hooks):
-            axs[0].plot(h.means, label=f'layer {i}'); axs[1].plot(h.stds)
-        axs[0].set_title('means'); axs[1].set_title('stds'); axs[0].legend(fontsize='small')
-        for ax in axs: ax.set_xlabel('batch')
-        return fig
-
-    def color_dim(self, figsize=(11, 4)):
-        "One image per layer: histogram of activations (log scale of counts) over batches."
-        import matplotlib.pyplot as plt
-        fig, axs = plt.subplots(1, len(self.hooks), figsize=figsize, squeeze=False)
-        for i, (ax, h) in enumerate(zip(axs.flat, self.hists)):
-            ax.imshow(h.T.log1p(), origin='lower', aspect='auto', extent=(0, len(h), *self.hist_range))
-            ax.set_title(f'layer {i}'); ax.set_xlabel('batch')
-        axs.flat[0].set_ylabel('activation')
-        return fig
-
-    def dead_chart(self, figsize=(11, 3)):
-        "Share of each layer's outputs at its floor over batches (dotted: 0.5, a healthy ReLU; 1: nothing passes)."
-        import matplotlib.pyplot as plt
-        fig, axs = plt.subplots(1, len(self.hooks), figsize=figsize, squeeze=False)
-        for i, (ax, d) in enumerate(zip(axs.flat, self.deads)):
-            ax.plot(d); ax.axhline(0.5, ls=':', c='grey'); ax.set_ylim(0, 1); ax.set_title(f'layer {i}'); ax.set_xlabel('batch')
-        axs.flat[0].set_ylabel('share at the floor')
-        fig.suptitle('share of outputs at the floor (a healthy ReLU: about 0.5; all dead: 1)', y=1.02)
-        return fig
