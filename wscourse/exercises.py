@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['EXERCISES', 'NOT_ANSWERED', 'LESSON_TITLES', 'same_result', 'show_result', 'Exercise', 'run_solution', 'exercise',
-           'progress']
+           'Progress', 'progress']
 
 # %% ../nbs/12_exercises.ipynb #4e242a51
 def _is_number(x) -> bool:
@@ -46,13 +46,16 @@ def same_result(expected, given, rtol: float = 1e-4, atol: float = 1e-6) -> bool
         return bool(expected == given)
     except Exception: return False                    # anything that cannot be compared does not agree
 
-# %% ../nbs/12_exercises.ipynb #0700da6d
+# %% ../nbs/12_exercises.ipynb #29fb5600
 def show_result(x) -> str:
     "A short, readable form of a result for feedback."
     if isinstance(x, torch.Tensor) and x.numel() != 1 or isinstance(x, np.ndarray):
         a = torch.as_tensor(x).detach().cpu()
         a = a.double().numpy() if a.is_floating_point() else a.numpy()
-        body = np.array2string(a, precision=4, threshold=12, edgeitems=2, separator=', ')
+        if a.size <= 12: body = np.array2string(a, precision=4, separator=', ')
+        else:                                      # a long one: its first and last entries, in memory order
+            flat = [show_result(v) for v in a.reshape(-1)]
+            body = f"[{', '.join(flat[:3])}, …, {', '.join(flat[-2:])}] (flattened)"
         return f"tensor of shape {tuple(a.shape)} {body}"
     if _is_number(x):
         v = float(x)
@@ -64,7 +67,7 @@ def show_result(x) -> str:
     text = repr(x)
     return text if len(text) <= 120 else text[:117] + '...'
 
-# %% ../nbs/12_exercises.ipynb #c6436bb0
+# %% ../nbs/12_exercises.ipynb #68bae6eb
 EXERCISES: dict[str, 'Exercise'] = {}   # every exercise, by id 'NN.k'
 _solved: set[str] = set()               # ids checked ✓ in this kernel
 
@@ -74,7 +77,7 @@ class Exercise:
     "A task with a reference answer and the mistakes its checker recognizes; registers itself in `EXERCISES`."
     def __init__(self, id: str, task: str, name: str, *, reference=None, solution: str | None = None,
                  mistakes: dict | None = None, hint: str = '', why: str = '', cases: Callable | None = None,
-                 choices: tuple | None = None, rtol: float | None = None, atol: float = 1e-6):
+                 choices: tuple | None = None, inplace: bool = False, rtol: float | None = None, atol: float | None = None):
         if not (isinstance(id, str) and len(id.split('.')) == 2 and id[:2].isdigit() and id[2] == '.' and id[3:].isdigit()):
             raise ValueError(f"id must look like 'NN.k' (lesson, number), got {id!r}")
         if id in EXERCISES: raise ValueError(f"id {id!r} is already taken by another exercise")
@@ -84,8 +87,9 @@ class Exercise:
         self.id, self.task, self.name, self.reference = id, task, name, reference
         self.mistakes = {k: answer for k, (answer, _) in (mistakes or {}).items()}
         self.feedback = {k: text for k, (_, text) in (mistakes or {}).items()}
-        self.hint_text, self.why, self.cases, self.choices, self.atol = hint, why, cases, choices, atol
+        self.hint_text, self.why, self.cases, self.choices, self.inplace = hint, why, cases, choices, inplace
         self.rtol = rtol if rtol is not None else 1e-4 if callable(reference) else 1e-2   # a typed-in value may be rounded
+        self.atol = atol if atol is not None else 1e-7 if callable(reference) else 0.     # a tiny answer is judged relatively
         self._solution = solution
         EXERCISES[id] = self
 
@@ -99,6 +103,7 @@ class Exercise:
     def solution_text(self) -> str:
         "The reference as code: the solution code given, or the reference function's source."
         if self._solution is not None: return self._solution
+        if not callable(self.reference): return f"{self.name} = {self.reference!r}   # {self.why}"
         try: return textwrap.dedent(inspect.getsource(self.reference))
         except (OSError, TypeError): return f"# (the source of {self.name} is not available here; see wscourse/exercises.py)"
     def solution(self):
@@ -127,7 +132,7 @@ def exercise(id: str) -> Exercise:
         raise ValueError(f"id {id!r} is not an exercise; the ids are {', '.join(sorted(EXERCISES))}")
     return EXERCISES[id]
 
-# %% ../nbs/12_exercises.ipynb #3814f0d5
+# %% ../nbs/12_exercises.ipynb #b011c840
 class _NotAnswered(Exception): "The answer is still the stub."
 class _Raised(Exception): "The answer raised on a case."
 
@@ -143,6 +148,8 @@ def _results(ex: Exercise, answer) -> list:
         except NotImplementedError: raise _NotAnswered(f"`{ex.name}` still raises NotImplementedError")
         except Exception as e: raise _Raised(f"`{ex.name}` raised {type(e).__name__} on {label}: {e}") from e
         if result is None: raise _NotAnswered(f"`{ex.name}` returns nothing yet (a `return` may be missing)")
+        if ex.inplace and result is not args[0]:
+            raise _Raised(f"`{ex.name}` must change its first argument in place and return it; on {label} it returned a new object")
         results.append(result)
     return results
 
@@ -175,17 +182,554 @@ def _verdict(ex: Exercise, answer) -> tuple[bool, str]:
             return False, f"✗ {ex.id}: on {label}, expected {show_result(e)}, given {show_result(g)}."
     return False, f"✗ {ex.id}: expected {show_result(expected)}, given {show_result(given)}."
 
-# %% ../nbs/12_exercises.ipynb #44ffb8be
+# %% ../nbs/12_exercises.ipynb #6b9ebd27
 LESSON_TITLES = {'03': 'matrix products', '04': 'initialization', '05': 'GeneralRelu', '06': 'dividing by the max',
                  '07': 'weight normalization', '08': 'max-norm', '09': 'weight standardization', '10': 'comparison'}
 
-def progress() -> dict[str, list[str]]:
-    "Print, per lesson, which exercises were checked ✓ in this kernel; return {lesson: [solved ids]}."
+class Progress(dict):
+    "{lesson: [ids solved]} that shows itself as a table, lesson by lesson."
+    def __repr__(self):
+        lines = []
+        for lesson, ids in self.all.items():
+            marks = '  '.join(('✓ ' if i in self[lesson] else '· ') + i for i in ids)
+            lines.append(f"{lesson} {LESSON_TITLES.get(lesson, ''):<24} {marks}   {len(self[lesson])}/{len(ids)}")
+        lines.append(f"solved {sum(map(len, self.values()))} of {sum(map(len, self.all.values()))} in this kernel")
+        return '\n'.join(lines)
+
+def progress(lesson: str | None = None) -> Progress:
+    "The exercises checked ✓ in this kernel, per lesson (or for one lesson, e.g. `progress('04')`)."
+    if lesson is not None and lesson not in LESSON_TITLES:
+        raise ValueError(f"lesson must be one of {', '.join(LESSON_TITLES)}, got {lesson!r}")
     by_lesson: dict[str, list[str]] = {}
-    for id in sorted(EXERCISES, key=lambda i: tuple(map(int, i.split('.')))): by_lesson.setdefault(id[:2], []).append(id)
-    solved = {lesson: [i for i in ids if i in _solved] for lesson, ids in by_lesson.items()}
-    for lesson, ids in by_lesson.items():
-        marks = '  '.join(('✓ ' if i in _solved else '· ') + i for i in ids)
-        print(f"{lesson} {LESSON_TITLES.get(lesson, ''):<24} {marks}   {len(solved[lesson])}/{len(ids)}")
-    print(f"solved {sum(map(len, solved.values()))} of {len(EXERCISES)} in this kernel")
+    for id in sorted(EXERCISES, key=lambda i: tuple(map(int, i.split('.')))):
+        if lesson in (None, id[:2]): by_lesson.setdefault(id[:2], []).append(id)
+    solved = Progress({l: [i for i in ids if i in _solved] for l, ids in by_lesson.items()})
+    solved.all = by_lesson
     return solved
+
+# %% ../nbs/12_exercises.ipynb #1db3a054
+def _dot_moment_std(): return math.sqrt(512)
+Exercise('03.1', "Give the second moment E[y²] of a dot product y of 512 terms xᵢaᵢ, all xᵢ, aᵢ independent N(0, 1).",
+         'dot_second_moment',
+         solution=("# each term xᵢaᵢ has mean 0 and E[(xᵢaᵢ)²] = E[xᵢ²]·E[aᵢ²] = 1;\n"
+                   "# the terms are independent, so their variances add: E[y²] = n · 1\n"
+                   "n = 512\n"
+                   "dot_second_moment = n * 1 * 1"),
+         mistakes={'you gave the std, not the second moment': (math.sqrt(512), "√512 ≈ 22.6 is the std of y; its second moment E[y²] is the square of that, 512."),
+                   'you averaged the terms instead of adding them': (1, "y is a sum, not a mean: the variances of 512 independent unit terms add up to 512."),
+                   'you halved it as a ReLU would': (256, "there is no ReLU here; a ReLU after the product would halve the second moment, but y itself has E[y²] = n.")},
+         hint="Each term xᵢaᵢ has mean 0 and second moment E[xᵢ²]·E[aᵢ²]. For independent terms with mean 0, second moments add.",
+         why="the 512 independent terms have mean 0 and second moment 1 each, so E[y²] = 512: the std grows like √n.")
+
+# %% ../nbs/12_exercises.ipynb #867fe250
+def chain_weight_std(n: int, relu: bool) -> float:
+    "Std of N(0, std²) weights that keeps the second moment of a width-`n` chain at 1, with or without a ReLU after each product."
+    gain = 2 if relu else 1           # a ReLU keeps half of the second moment: double the weights' variance
+    return math.sqrt(gain / n)
+
+def _chain_std_times_sqrt_n(n, relu): return math.sqrt((2 if relu else 1) * n)
+def _chain_std_no_relu_factor(n, relu): return 1 / math.sqrt(n)
+def _chain_std_sqrt2_over_n(n, relu): return (math.sqrt(2) if relu else 1) / n
+
+Exercise('03.2', "Write chain_weight_std(n, relu): the weight std that keeps a width-n chain alive, with or without ReLU.",
+         'chain_weight_std', reference=chain_weight_std,
+         cases=lambda: [('width 512, no activation', (512, False)),
+                        ('width 512, ReLU after each product', (512, True)),
+                        ('width 100, ReLU after each product', (100, True)),
+                        ('edge case: width 1, ReLU after the product', (1, True))],
+         mistakes={'you multiplied by √n instead of dividing': (_chain_std_times_sqrt_n, "a product of n unit terms already has second moment n; the weights must shrink it back, so their variance is 1/n (or 2/n), not n."),
+                   "you forgot the ReLU's factor 2": (_chain_std_no_relu_factor, "1/√n keeps a plain chain alive, but a ReLU zeroes half of each output's second moment; the weights' variance must double to 2/n, std √(2/n)."),
+                   'you wrote √2/n instead of √(2/n)': (_chain_std_sqrt2_over_n, "the variance is 2/n, so the std is its square root √(2/n) = √2/√n: the √ covers n too, and √2/n shrinks the chain by √n per layer.")},
+         hint="A product of n unit terms has second moment n × Var(w). Choose Var(w) so that is 1; a ReLU then keeps only half of it.",
+         why="Var(w) = 1/n makes n·Var(w) = 1, and a ReLU keeps half the second moment, so it needs Var(w) = 2/n: std √(gain/n).")
+
+# %% ../nbs/12_exercises.ipynb #21dd7737
+Exercise('03.3', "Give the std of a ReLU output in a Kaiming (√(2/n)) ReLU chain, first layer, input N(0, 1): theory, 2 decimals.",
+         'kaiming_relu_std',
+         solution=("# the pre-activation is y ~ N(0, 2): n inputs of second moment 1 times weights of variance 2/n\n"
+                   "second_moment = 2 / 2                              # E[relu(y)²]: half of E[y²]\n"
+                   "mean = math.sqrt(2) / math.sqrt(2 * math.pi)       # E[relu(y)] = σ/√(2π) = 1/√π\n"
+                   "kaiming_relu_std = math.sqrt(second_moment - mean ** 2)   # √(1 − 1/π) ≈ 0.83"),
+         mistakes={'you gave the root mean square, not the std': (1., "Kaiming keeps the second moment E[r²] at 1, but a ReLU output has a positive mean, so its std √(E[r²] − E[r]²) is below 1."),
+                   'you gave the mean, not the std': (1 / math.sqrt(math.pi), "1/√π ≈ 0.56 is the mean E[r] of the ReLU output; the std is √(E[r²] − E[r]²)."),
+                   'you took the pre-activation variance as 1': (math.sqrt(0.5 - 1 / (2 * math.pi)), "that is the std of relu(y) for y ~ N(0, 1); Kaiming's √(2/n) weights make the pre-activation's variance n · 2/n = 2.")},
+         hint="With √(2/n) weights the pre-activation y is about N(0, 2). For y ~ N(0, σ²): E[relu(y)²] = σ²/2 and E[relu(y)] = σ/√(2π). std² = E[r²] − E[r]².",
+         why="E[r²] = 1 and E[r] = 1/√π, so the std is √(1 − 1/π) ≈ 0.83: Kaiming keeps the second moment at 1, and the std reads 0.83 at every layer.")
+
+# %% ../nbs/12_exercises.ipynb #38f0908c
+def conv_fans(shape: tuple) -> tuple:
+    "(fan_in, fan_out) of a weight with this shape: (out, in) for a Linear, (out, in, kh, kw) for a Conv2d."
+    receptive_field = math.prod(shape[2:])
+    return shape[1] * receptive_field, shape[0] * receptive_field
+
+def _fans_swapped(shape): return conv_fans(shape)[::-1]
+def _fans_without_receptive_field(shape): return shape[1], shape[0]
+
+Exercise('04.1', "Write conv_fans(shape): a weight's (fan_in, fan_out), for a Linear and a Conv2d.", 'conv_fans',
+         reference=conv_fans,
+         cases=lambda: [('a Conv2d weight of shape (16, 3, 5, 5)', ((16, 3, 5, 5),)),
+                        ('a Linear weight of shape (10, 64)', ((10, 64),)),
+                        ('edge case: a 1×1 conv, shape (4, 8, 1, 1)', ((4, 8, 1, 1),))],
+         mistakes={'you swapped the fans': (_fans_swapped, "fan_in counts the inputs each output unit sums: in_channels × kh × kw; fan_out counts out_channels × kh × kw."),
+                   'you forgot the receptive field': (_fans_without_receptive_field, "each output sums over in_channels × kh × kw inputs, not in_channels: multiply by the kernel's area.")},
+         hint="A weight's shape is (out, in, *kernel). Each output unit sums over `in` times the kernel's area.",
+         why="a conv output sums in_channels × kh × kw inputs, and each input reaches out_channels × kh × kw outputs.")
+
+# %% ../nbs/12_exercises.ipynb #b346b45b
+def he_std(shape: tuple, leaky: float = 0.) -> float:
+    "Std of Kaiming (He) normal init, mode fan_in, for a weight of this shape before a leaky ReLU of slope `leaky`."
+    fan_in = math.prod(shape[1:])                 # in_channels × kernel area
+    gain = math.sqrt(2 / (1 + leaky ** 2))        # a leaky ReLU keeps (1 + leaky²)/2 of the second moment
+    return gain / math.sqrt(fan_in)
+
+def _he_std_fan_out(shape, leaky=0.): return math.sqrt(2 / (1 + leaky ** 2)) / math.sqrt(shape[0] * math.prod(shape[2:]))
+def _he_std_without_leaky(shape, leaky=0.): return math.sqrt(2 / math.prod(shape[1:]))
+def _he_uniform_bound(shape, leaky=0.): return math.sqrt(3) * he_std(shape, leaky)
+
+Exercise('04.2', "Write he_std(shape, leaky=0.): Kaiming's normal std (fan_in) for a weight before a leaky ReLU of slope leaky.",
+         'he_std', reference=he_std,
+         cases=lambda: [('a Linear weight (10, 64), ReLU', ((10, 64), 0.)),
+                        ('a Conv2d weight (16, 3, 5, 5), leaky 0.1', ((16, 3, 5, 5), 0.1)),
+                        ('a Conv2d weight (32, 16, 3, 3), leaky 0.2', ((32, 16, 3, 3), 0.2)),
+                        ('edge case: a 1×1 conv with one input channel, (4, 1, 1, 1)', ((4, 1, 1, 1), 0.))],
+         mistakes={'you used fan_out': (_he_std_fan_out, "the forward pass sums fan_in = in × kh × kw inputs per output; fan_out (out × kh × kw) is the backward pass's count, mode='fan_out'."),
+                   'you forgot the leaky slope': (_he_std_without_leaky, "√(2/fan_in) is for a plain ReLU; a leaky ReLU keeps (1 + a²)/2 of the second moment, so the gain is √(2/(1 + a²))."),
+                   'you gave the uniform bound, not the std': (_he_uniform_bound, "√3 × std is the bound b of the uniform version (its variance is b²/3); the normal init's std is the gain over √fan_in.")},
+         hint="std = gain / √fan_in with gain = √(2 / (1 + leaky²)); fan_in = in × kh × kw, the product of shape[1:].",
+         why="a leaky ReLU keeps (1 + a²)/2 of the second moment, so Var(w) = 2 / ((1 + a²) · fan_in) brings it back to 1.")
+
+# %% ../nbs/12_exercises.ipynb #8286bb4a
+Exercise('04.3', "Predict the std after 20 bias-free default-init Linear(256, 256) + ReLU layers, input N(0, 1).",
+         'default_std_20',
+         solution=("# default init: uniform with bound 1/√fan_in, so Var(w) = 1/(3·fan_in)\n"
+                   "# each Linear + ReLU layer multiplies the second moment by fan_in · Var(w) · ½ = 1/6\n"
+                   "second_moment = 6 ** -20                  # E[x²] after 20 layers, from 1 at the input\n"
+                   "# a ReLU output's std is √(1 − 1/π) ≈ 0.83 of its root mean square (lesson 03)\n"
+                   "default_std_20 = math.sqrt(1 - 1 / math.pi) * math.sqrt(second_moment)"),
+         rtol=0.05, atol=0.,   # the answer is about 1e-8: no absolute tolerance, or 0 would pass
+         mistakes={'you gave the root mean square, not the std': (6 ** -10, "6⁻¹⁰ is √E[x²]; a ReLU output has a positive mean, so its std is √(1 − 1/π) ≈ 0.83 of that."),
+                   'you forgot that the ReLU halves the second moment': (math.sqrt(1 - 1 / math.pi) * 3 ** -10, "the default weights keep a third of the second moment, and each ReLU then keeps half of that: 1/6 per layer, not 1/3."),
+                   'you took the uniform bound as the std': (math.sqrt(1 - 1 / math.pi) * 2 ** -10, "the bound 1/√fan_in is not the std: a uniform on [-b, b] has variance b²/3, so Var(w) = 1/(3·fan_in).")},
+         hint="PyTorch's default is uniform on ±1/√fan_in: find Var(w), then the factor one Linear + ReLU layer applies to E[x²]; raise it to the 20th power, take the square root, and turn that rms into a std as lesson 03 did.",
+         why="each layer keeps 1/6 of the second moment, so after 20 the rms is 6⁻¹⁰ and the std ≈ 0.83 × 6⁻¹⁰ ≈ 1.4e-8 (measured runs scatter around it by tens of percent).")
+
+# %% ../nbs/12_exercises.ipynb #9365b5dc
+def zero_mean_sub(leaky, std):
+    "The `sub` that gives GeneralRelu(leaky, sub) (no cap) zero output mean for N(0, std²) input."
+    a = leaky or 0.                                   # None means a plain ReLU: slope 0
+    return std * (1 - a) / math.sqrt(2 * math.pi)      # E[relu_a(z)] = σ(1 − a)·φ(0)
+
+def _sub_plain_relu_mean(leaky, std): return std / math.sqrt(2 * math.pi)
+def _sub_output_std(leaky, std):
+    a = leaky or 0.
+    mean = (1 - a) / math.sqrt(2 * math.pi)
+    return std * math.sqrt((1 + a * a) / 2 - mean * mean)
+def _sub_without_std(leaky, std): return (1 - (leaky or 0.)) / math.sqrt(2 * math.pi)
+
+Exercise('05.1', "Write zero_mean_sub(leaky, std): the sub that centres GeneralRelu(leaky, sub) for N(0, std²) input.",
+         'zero_mean_sub', reference=zero_mean_sub,
+         cases=lambda: [('GeneralRelu(leaky=0.3), N(0, 1) input', (0.3, 1.)),
+                        ('GeneralRelu(leaky=0.1), N(0, 2²) input', (0.1, 2.)),
+                        ('edge case: leaky=None (a plain ReLU), N(0, 0.5²) input', (None, 0.5))],
+         mistakes={"you used the plain ReLU's mean σ/√(2π)": (_sub_plain_relu_mean,
+                       "the negative inputs are not zeroed but multiplied by leaky, and they add a·E[z; z < 0] = −a·σ/√(2π) to the mean: it is σ(1 − a)/√(2π)."),
+                   "you subtracted the output's std, not its mean": (_sub_output_std,
+                       "subtracting a constant moves the mean and leaves the std alone: to centre the output, subtract its mean."),
+                   "you left out the input's std": (_sub_without_std,
+                       "relu_a(σz) = σ·relu_a(z), so the mean, and the shift that cancels it, grow in proportion to σ.")},
+         hint="Split E[relu_a(z)] into z > 0 and z < 0. For z ~ N(0, σ²), E[z; z > 0] = σ/√(2π) and E[z; z < 0] = −σ/√(2π).",
+         why="the output mean is σ/√(2π) from positive inputs minus a·σ/√(2π) from negative ones; subtracting it centres the output.")
+
+# %% ../nbs/12_exercises.ipynb #5ec9c4a9
+def leaky_kaiming_gain(leaky):
+    "Init gain that keeps the pre-activation std through GeneralRelu(leaky): 1/√E[f(z)²] for z ~ N(0, 1)."
+    a = leaky or 0.
+    second_moment = (1 + a * a) / 2                   # half the inputs keep z², half give (a·z)²
+    return 1 / math.sqrt(second_moment)
+
+def _gain_ignoring_leaky(leaky): return math.sqrt(2)
+def _gain_without_root(leaky): return 2 / (1 + (leaky or 0.) ** 2)
+def _gain_slope_not_squared(leaky): return math.sqrt(2 / (1 + (leaky or 0.)))
+
+Exercise('05.2', "Write leaky_kaiming_gain(leaky): the init gain that keeps the std at 1 through GeneralRelu(leaky).",
+         'leaky_kaiming_gain', reference=leaky_kaiming_gain,
+         cases=lambda: [('leaky=0.3', (0.3,)), ('leaky=0.01', (0.01,)), ('leaky=0.5', (0.5,)),
+                        ('edge case: leaky=None (a plain ReLU)', (None,))],
+         mistakes={"you used the plain ReLU's gain √2": (_gain_ignoring_leaky,
+                       "a leaky ReLU keeps (a·z)² of the negative half too, so E[f²] = (1 + a²)/2, not ½: the gain is √(2/(1 + a²))."),
+                   "you forgot the square root": (_gain_without_root,
+                       "2/(1 + a²) is the factor the weights' variance needs; the gain multiplies the weights' std, so take its square root."),
+                   "you did not square the slope": (_gain_slope_not_squared,
+                       "the negative half contributes E[(a·z)²; z < 0] = a²/2 to the second moment, so it is 1 + a², not 1 + a.")},
+         hint="The next layer's variance is fan_in · Var(w) · E[f²]. Compute E[f(z)²] for z ~ N(0, 1) half from z > 0, half from z < 0.",
+         why="E[f²] = (1 + a²)/2 for N(0, 1) input, so weights of std gain/√fan_in with gain √(2/(1 + a²)) keep the variance at 1.")
+
+# %% ../nbs/12_exercises.ipynb #c3556a50
+def general_relu_grad(x, leaky=None, sub=None, maxv=None):
+    "Derivative of GeneralRelu(leaky, sub, maxv) at each entry of `x` (entries away from the kinks)."
+    slope = torch.where(x > 0, 1., leaky or 0.)            # ReLU part: 1 on the right, leaky (or 0) on the left
+    if maxv is not None:                                  # `is not None`: a cap of 0 is a real cap
+        cap_at = maxv + (sub or 0.)                       # f = relu(x) − sub reaches maxv at x = maxv + sub
+        slope = torch.where(x > cap_at, 0., slope)        # flat where capped
+    return slope
+
+def _grad_cap_at_maxv(x, leaky=None, sub=None, maxv=None):
+    slope = torch.where(x > 0, 1., leaky or 0.)
+    return slope if maxv is None else torch.where(x > maxv, 0., slope)
+def _grad_truthy_maxv(x, leaky=None, sub=None, maxv=None):
+    slope = torch.where(x > 0, 1., leaky or 0.)
+    return torch.where(x > maxv + (sub or 0.), 0., slope) if maxv else slope
+
+def _grelu_inputs(): return torch.tensor([-2., -0.5, 0.3, 1.2, 1.6, 6.2, 7.])
+
+Exercise('05.3', "Write general_relu_grad(x, leaky, sub, maxv): the derivative of GeneralRelu(leaky, sub, maxv) at each entry of x.",
+         'general_relu_grad', reference=general_relu_grad,
+         cases=lambda: [('GeneralRelu(0.1, 0.4, 6.) at x = [-2, -0.5, 0.3, 1.2, 1.6, 6.2, 7]', (_grelu_inputs(), 0.1, 0.4, 6.)),
+                        ('GeneralRelu(None, 0.4, 1.) (no leaky slope) at the same x', (_grelu_inputs(), None, 0.4, 1.)),
+                        ('GeneralRelu(0.2) (no shift, no cap) at the same x', (_grelu_inputs(), 0.2, None, None)),
+                        ('edge case: a cap at 0, GeneralRelu(0.1, 0.4, maxv=0.), at the same x', (_grelu_inputs(), 0.1, 0.4, 0.)),
+                        ('edge case: all None (a plain ReLU) at the same x', (_grelu_inputs(), None, None, None))],
+         mistakes={"you put the cap at x = maxv": (_grad_cap_at_maxv,
+                       "the cap applies after the shift: relu(x) − sub reaches maxv at x = maxv + sub, so the output is flat only beyond that."),
+                   "you tested `if maxv:` instead of `if maxv is not None:`": (_grad_truthy_maxv,
+                       "a cap of 0 is falsy but still a cap (valid whenever sub > 0): test None explicitly, as GeneralRelu does.")},
+         hint="Slope 1 for x > 0 and leaky (0 if None) for x < 0; the shift changes no slope but moves where the cap bites; the slope is 0 where capped. "
+              "Or let autograd do it, out of place: y = GeneralRelu(leaky, sub, maxv)(x.clone().requires_grad_()), then y.sum().backward().",
+         why="the slope is 1 or leaky, except 0 beyond x = maxv + sub, where relu(x) − sub would exceed the cap.")
+
+# %% ../nbs/12_exercises.ipynb #43e4f083
+def grad_through_max(w, G):
+    "∂L/∂w for y = w / max|w|, given the upstream gradient G = ∂L/∂y (the largest |entry| of w is unique)."
+    flat = w.reshape(-1)
+    k = flat.abs().argmax()                           # the entry that sets the divisor
+    s = flat[k].abs()
+    grad = (G / s).reshape(-1)                        # every entry: the ordinary gradient, divided by s
+    grad[k] -= torch.sign(flat[k]) * (G * w).sum() / s ** 2   # the argmax alone: the path through max|w|
+    return grad.reshape(w.shape)
+
+def _grad_max_detached(w, G): return G / w.abs().max()
+def _grad_extra_term_added(w, G):
+    flat, grad = w.reshape(-1), (G / w.abs().max()).reshape(-1)
+    k = flat.abs().argmax()
+    grad[k] += torch.sign(flat[k]) * (G * w).sum() / flat[k].abs() ** 2
+    return grad.reshape(w.shape)
+def _grad_without_sign(w, G):
+    flat, grad = w.reshape(-1), (G / w.abs().max()).reshape(-1)
+    k = flat.abs().argmax()
+    grad[k] -= (G * w).sum() / flat[k].abs() ** 2
+    return grad.reshape(w.shape)
+
+Exercise('06.1', "Write grad_through_max(w, G): ∂L/∂w for y = w / max|w|, given G = ∂L/∂y.",
+         'grad_through_max', reference=grad_through_max,
+         cases=lambda: [('w = [0.5, -1, 2, 0.25] (largest entry positive), G = [1, 2, -1, 0.5]',
+                         (torch.tensor([0.5, -1., 2., 0.25]), torch.tensor([1., 2., -1., 0.5]))),
+                        ('a 3×4 weight whose largest |entry| is negative',
+                         (torch.tensor([[0.3, -0.2, 0.5, 0.1], [-1.5, 0.4, 0.2, -0.6], [0.7, 0.0, -0.3, 0.9]]),
+                          torch.tensor([[1., -1., 0.5, 2.], [0.5, 1., -2., 1.], [-1., 0.5, 1., -0.5]]))),
+                        ('edge case: a single entry, w = [-3], G = [2] (y = sign(w) is constant)',
+                         (torch.tensor([-3.]), torch.tensor([2.])))],
+         mistakes={"you treated the max as a constant (the detached divisor)": (_grad_max_detached,
+                       "max|w| depends on w too: the argmax entry also gets −sign(w_k)·(G·w)/s², the gradient that flows through the max."),
+                   "you added the extra term instead of subtracting it": (_grad_extra_term_added,
+                       "raising |w_k| raises the divisor and so shrinks every output y_i = w_i/s: ∂s/∂w_k = sign(w_k) enters with a minus sign, −(G·w)·sign(w_k)/s²."),
+                   "you dropped sign(w_k), the derivative of the abs": (_grad_without_sign,
+                       "s = |w_k|, so ∂s/∂w_k = sign(w_k): when the largest entry is negative, the extra term flips sign.")},
+         hint="y_i = w_i / s with s = |w_k|. Differentiate: ∂y_i/∂w_j = δ_ij/s − w_i·sign(w_k)·δ_jk/s², then sum G_i·∂y_i/∂w_j over i. "
+              "Check your formula against autograd: w.requires_grad_(); (w / w.abs().max()).backward(G).",
+         why="every entry gets G/s, and the argmax entry alone also gets −sign(w_k)·(G·w)/s², a sum over the whole weight.")
+
+# %% ../nbs/12_exercises.ipynb #c448463e
+_step_factors_solution = """\
+# the gradient through w/s scales as 1/s, and the effective weight moves by Δw/s
+c = 10
+step_factors = (1 / c**2,   # SGD: Δw = −lr·grad ∝ 1/c, so Δ(w/s) ∝ 1/c²
+                1 / c)      # AdamW: normalizes the gradient, Δw ≈ lr whatever c, so Δ(w/s) ∝ 1/c
+"""
+Exercise('06.2', "step_factors = (SGD, AdamW): how one step's change of w/max|w| scales when the raw weights are multiplied by c = 10.",
+         'step_factors', solution=_step_factors_solution,
+         mistakes={"you expected no change because the layer is scale invariant": ((1., 1.),
+                       "the function is the same, but the gradient is not: it scales as 1/c, and a raw step Δw moves w/s by only Δw/s."),
+                   "you counted the factor 1/c once for SGD": ((0.1, 0.1),
+                       "SGD pays 1/c twice: once in the gradient (∝ 1/s) and once when the raw step is divided by s; only Adam's normalization removes the first."),
+                   "you swapped SGD and AdamW": ((0.1, 0.01),
+                       "Adam divides each gradient by its running size, which cancels the 1/c of the gradient; SGD keeps it, so SGD is the one with 1/c².")},
+         hint="Two effects: the size of the gradient ∂L/∂w (how does it depend on s = max|w|?), and how far the effective weight w/s moves for a raw step Δw. "
+              "Adam's step has size ≈ lr whatever the gradient's scale.",
+         why="SGD's step is ∝ 1/c and moves w/s by Δw/s, so 1/c² = 0.01; AdamW's step is ≈ lr, so 1/c = 0.1.")
+
+# %% ../nbs/12_exercises.ipynb #953ef10b
+Exercise('06.3', "Multiple choice: what happens when forward replaces its weight with nn.Parameter(w / w.abs().max())?",
+         'reassign_answer', reference='c', choices=('a', 'b', 'c', 'd'),
+         mistakes={"(a) assumes nn.Parameter keeps the graph": ('a',
+                       "nn.Parameter(t) makes a new leaf tensor: nothing connects it to the old weight, and the optimizer does not know it."),
+                   "(b) is true only without nn.Parameter": ('b',
+                       "assigning a plain tensor raises a TypeError, but wrapping it in nn.Parameter gets past that check, and then it fails silently."),
+                   "(d) sees only the cost": ('d',
+                       "the cost is small; the problem is that the optimizer keeps updating a Parameter the model no longer uses.")},
+         hint="Which tensors did the optimizer get when it was built, and which tensor does the model use after the first forward?",
+         why="the optimizer holds the Parameters it was given; after the first forward the model uses a new one, so training moves an orphan.")
+
+# %% ../nbs/12_exercises.ipynb #92600e19
+def wn_weight(g: torch.Tensor, v: torch.Tensor, dim=0) -> torch.Tensor:
+    "g · v / ‖v‖, the norm taken over every dimension of v except `dim` (over all of v if dim is None)."
+    if dim is None: return g * v / torch.linalg.vector_norm(v)
+    others = [d for d in range(v.ndim) if d != dim]
+    return g * v / torch.linalg.vector_norm(v, dim=others, keepdim=True)
+
+def _wn_norm_over_dim(g, v, dim=0): return g * v / torch.linalg.vector_norm(v, dim=dim, keepdim=True)
+def _wn_whole_tensor_norm(g, v, dim=0): return g / v.norm() * v
+def _wn_no_keepdim(g, v, dim=0):
+    if dim is None: return g * v / torch.linalg.vector_norm(v)
+    return g * v / torch.linalg.vector_norm(v, dim=[d for d in range(v.ndim) if d != dim])
+
+def _wn_cases():
+    gen = torch.Generator().manual_seed(0)
+    def g_for(shape, dim):
+        g_shape = () if dim is None else tuple(n if d == dim else 1 for d, n in enumerate(shape))
+        return torch.rand(g_shape, generator=gen) + 0.5
+    cases = []
+    for label, shape, dim in [('a square Linear weight (3, 3), dim=0', (3, 3), 0),
+                              ('a square Linear weight (3, 3), dim=1', (3, 3), 1),
+                              ('a Conv2d weight (2, 3, 2, 2), dim=0', (2, 3, 2, 2), 0),
+                              ('edge case: dim=None (one g for the whole tensor), weight (2, 3)', (2, 3), None)]:
+        cases.append((label, (g_for(shape, dim), torch.randn(shape, generator=gen), dim)))
+    return cases
+
+Exercise('07.1', "Write wn_weight(g, v, dim): the weight g · v / ‖v‖ that torch's weight_norm computes, for dim 0, 1 or None.",
+         'wn_weight', reference=wn_weight, cases=_wn_cases,
+         mistakes={'you took the norm over `dim` instead of over the other dimensions': (_wn_norm_over_dim,
+                       "`dim` is the dimension that KEEPS its own g: for dim=0 each row (output unit) is normalized, so the norm runs over every dimension but 0."),
+                   "you used the norm of the whole tensor (the forum's formula)": (_wn_whole_tensor_norm,
+                       "g / v.norm() * v is the dim=None formula; with dim=0 or 1 each slice along `dim` has its own norm."),
+                   'you dropped keepdim': (_wn_no_keepdim,
+                       "without keepdim=True the norms lose their dimension and broadcast along the LAST axis: on a square weight, row norms silently divide the columns.")},
+         hint="Norm over `[d for d in range(v.ndim) if d != dim]` with keepdim=True, so it broadcasts against v; for dim=None, the norm of all of v.",
+         why="each slice along `dim` gets its own g and its own norm, taken over all the other dimensions, kept as size-1 dims to broadcast.")
+
+# %% ../nbs/12_exercises.ipynb #e28f6ffc
+def wn_init(w: torch.Tensor, dim=0) -> tuple:
+    "The (g, v) weight norm starts from: g = the norms of w over every dimension but `dim` (all if None), v = w itself."
+    if dim is None: return torch.linalg.vector_norm(w), w
+    others = [d for d in range(w.ndim) if d != dim]
+    return torch.linalg.vector_norm(w, dim=others, keepdim=True), w
+
+def _wn_init_unit_v(w, dim=0):
+    g, _ = wn_init(w, dim)
+    return g, w / g
+def _wn_init_g_without_keepdim(w, dim=0):
+    if dim is None: return torch.linalg.vector_norm(w), w
+    return torch.linalg.vector_norm(w, dim=[d for d in range(w.ndim) if d != dim]), w
+def _wn_init_g_over_dim(w, dim=0): return torch.linalg.vector_norm(w, dim=dim, keepdim=True), w
+
+def _wn_init_cases():
+    gen = torch.Generator().manual_seed(1)
+    return [('a Linear weight (4, 3), dim=0', (torch.randn(4, 3, generator=gen), 0)),
+            ('a Linear weight (4, 3), dim=1', (torch.randn(4, 3, generator=gen), 1)),
+            ('a Conv2d weight (4, 2, 3, 3), dim=0', (torch.randn(4, 2, 3, 3, generator=gen), 0)),
+            ('edge case: dim=None, a Linear weight (4, 3)', (torch.randn(4, 3, generator=gen), None))]
+
+Exercise('07.2', "Write wn_init(w, dim): the (g, v) that torch's weight_norm stores when it is registered on a weight w.",
+         'wn_init', reference=wn_init, cases=_wn_init_cases,
+         mistakes={'you normalized v': (_wn_init_unit_v,
+                       "the layer would compute the same weight, but torch keeps v as the old weight itself: only v's direction matters, so there is nothing to normalize."),
+                   "g lost its keepdim": (_wn_init_g_without_keepdim,
+                       "g must broadcast against v: for dim=0 on a (4, 3) weight it has shape (4, 1), not (4,). Use keepdim=True."),
+                   'you took the norm over `dim`': (_wn_init_g_over_dim,
+                       "g holds one length per slice along `dim` (per output unit for dim=0), so each is the norm over all the OTHER dimensions.")},
+         hint="At registration the layer must compute the same weight as before: g · v / ‖v‖ = w. Take v = w and g = its norms, shaped like g in 07.1.",
+         why="with v = w and g = ‖w‖ (per slice, keepdim), g · v / ‖v‖ is w again: the layer starts as the same function.")
+
+# %% ../nbs/12_exercises.ipynb #02410581
+def wn_weight_eps(g: torch.Tensor, v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    "g · v / max(‖v‖, eps) per output unit (norm over every dim but 0): a zero row gives zeros, not NaN."
+    norms = torch.linalg.vector_norm(v, dim=list(range(1, v.ndim)), keepdim=True)
+    return g * v / norms.clamp_min(eps)
+
+def _wn_raw_norm(g, v, eps=1e-12): return g * v / torch.linalg.vector_norm(v, dim=list(range(1, v.ndim)), keepdim=True)
+def _wn_nan_to_num(g, v, eps=1e-12): return torch.nan_to_num(_wn_raw_norm(g, v, eps))
+def _wn_norm_plus_eps(g, v, eps=1e-12): return g * v / (torch.linalg.vector_norm(v, dim=list(range(1, v.ndim)), keepdim=True) + eps)
+
+def _wn_eps_cases():
+    gen = torch.Generator().manual_seed(2)
+    small = torch.randn(3, 4, generator=gen)
+    small[1] *= 0.1 / small[1].norm()                 # a row of norm 0.1, below eps=0.5
+    zero = torch.randn(3, 4, generator=gen)
+    zero[2] = 0
+    return [('a Linear weight (3, 4), eps=1e-12', (torch.rand(3, 1, generator=gen) + 0.5, torch.randn(3, 4, generator=gen), 1e-12)),
+            ('a Conv2d weight (3, 2, 2, 2), eps=1e-12', (torch.rand(3, 1, 1, 1, generator=gen) + 0.5, torch.randn(3, 2, 2, 2, generator=gen), 1e-12)),
+            ('a Linear weight (3, 4) with eps=0.5 and one row of norm 0.1, below eps', (torch.rand(3, 1, generator=gen) + 0.5, small, 0.5)),
+            ('edge case: a Linear weight (3, 4) whose last row is all zeros, eps=1e-12', (torch.rand(3, 1, generator=gen) + 0.5, zero, 1e-12))]
+
+Exercise('07.3', "Write wn_weight_eps(g, v, eps): g · v / max(‖v‖, eps) per output unit, so an all-zero row gives zeros, not NaN.",
+         'wn_weight_eps', reference=wn_weight_eps, cases=_wn_eps_cases,
+         mistakes={'you divided by the raw norm': (_wn_raw_norm,
+                       "a zero row has norm 0, and 0/0 is NaN: clamp the norm to at least eps before dividing."),
+                   'you patched the NaN afterwards (nan_to_num)': (_wn_nan_to_num,
+                       "the output of a zero row is 0 then, but backward still goes through 0/0 and gives NaN gradients, and rows with a tiny norm ignore eps; clamp the norm before dividing so no NaN is ever made."),
+                   'you added eps to the norm': (_wn_norm_plus_eps,
+                       "‖v‖ + eps changes every row a little; max(‖v‖, eps) (clamp_min) changes only rows whose norm is below eps, so every other row is exactly g · v / ‖v‖.")},
+         hint="Norms over every dimension but 0, with keepdim=True; then `.clamp_min(eps)` before dividing.",
+         why="clamping the norm to eps leaves every ordinary row exactly g · v / ‖v‖, and a zero row becomes 0 · g / eps = 0, with finite gradients.")
+
+# %% ../nbs/12_exercises.ipynb #35739a90
+Exercise('07.4', "With the old hook-based torch.nn.utils.weight_norm, what does layer.weight hold right after optimizer.step()?",
+         'stale_read', reference='b', choices=('a', 'b', 'c'),
+         mistakes={'(a) the weight is not recomputed at the step': ('a',
+                       "the old API recomputed `weight` in a forward pre-hook and stored it as a plain attribute; optimizer.step() changes g and v but runs no hook."),
+                   '(c) the step is not lost': ('c',
+                       "the next forward pass recomputes `weight` from the updated g and v before using it, so training sees every step; only code that reads `weight` in between sees stale numbers.")},
+         hint="Where did the old API compute `weight` from g and v, and when does that code run?",
+         why="the old API recomputed `weight` only in a forward pre-hook, so between the step and the next forward it is the pre-step weight; the parametrization API recomputes it on every read.")
+
+# %% ../nbs/12_exercises.ipynb #b45662b1
+def cap_unit_norms_(w: torch.Tensor, c: float) -> torch.Tensor:
+    "In place: scale each output unit of w (a slice along dim 0) whose L2 norm exceeds c back to norm c; leave the others untouched. Returns w."
+    with torch.no_grad():
+        norms = torch.linalg.vector_norm(w, dim=list(range(1, w.ndim)), keepdim=True)   # one norm per unit: over (in,) or (in, kh, kw)
+        w.mul_(torch.where(norms > c, c / norms, 1.0))      # units within the bound are multiplied by exactly 1
+    return w
+
+def _mn_unit_norms(w): return torch.linalg.vector_norm(w, dim=list(range(1, w.ndim)), keepdim=True)
+def _mn_eps_trap_(w, c):
+    norms = _mn_unit_norms(w)
+    return w.mul_(norms.clamp(max=c) / (norms + 1e-7))
+def _mn_forum_axis_(w, c):
+    norms = torch.linalg.vector_norm(w, dim=0, keepdim=True)
+    return w.mul_(torch.where(norms > c, c / norms, 1.0))
+def _mn_desired_over_raw_norm_(w, c):
+    norms = _mn_unit_norms(w)
+    return w.mul_(norms.clamp(max=c) / norms)
+
+def _mn_cases():
+    gen = torch.Generator().manual_seed(0)
+    def with_norms(shape, norms):
+        w = torch.randn(shape, generator=gen, dtype=torch.float64)
+        scale = torch.tensor(norms, dtype=torch.float64) / w.flatten(1).norm(dim=1)
+        return w * scale.view(-1, *[1] * (len(shape) - 1))
+    tiny, zero = with_norms((3, 5), [1e-9, 0.5, 6.]), with_norms((3, 5), [2., 0., 4.])
+    return [('a Linear weight (4, 6) with unit norms 0.5, 2, 4, 8 and c=3', (with_norms((4, 6), [0.5, 2., 4., 8.]), 3.)),
+            ('a Conv2d weight (3, 2, 2, 2) with unit norms 0.3, 1.5, 5 and c=1', (with_norms((3, 2, 2, 2), [0.3, 1.5, 5.]), 1.)),
+            ('edge case: a unit of norm 1e-9, far within the bound c=1 (it must come back unchanged)', (tiny, 1.)),
+            ('edge case: an all-zero unit, c=3', (zero, 3.))]
+
+Exercise('08.1', "Write cap_unit_norms_(w, c): in place, scale every output unit of a Linear or conv weight whose norm exceeds c back to c; return w.",
+         'cap_unit_norms_', inplace=True, reference=cap_unit_norms_, cases=_mn_cases, rtol=1e-6, atol=0.,
+         mistakes={'the eps trap: you divided by norm + eps': (_mn_eps_trap_,
+                       "within the bound the factor is norm/(norm + eps) < 1, so every such unit shrinks a little on every step, the smallest most. Compare with the bound instead: multiply by c/norm only where norm > c, else by exactly 1."),
+                   "you reduced over dim 0 (the forum's axis)": (_mn_forum_axis_,
+                       "a weight is (out, in, ...): w.norm(dim=0) gives one norm per INPUT column, so it caps inputs, not units. A unit's norm is over everything but dim 0: (in,) for a Linear, (in, kh, kw) for a conv."),
+                   'you divided desired by the raw norm': (_mn_desired_over_raw_norm_,
+                       "min(norm, c)/norm is 0/0 = NaN for an all-zero unit. Scale only the units over the bound (torch.where(norm > c, c/norm, 1.)), and a zero unit is left alone.")},
+         hint="norms = torch.linalg.vector_norm(w, dim=list(range(1, w.ndim)), keepdim=True); multiply w in place by c/norms where norms > c and by 1 elsewhere, under torch.no_grad().",
+         why="each unit's norm runs over all dims but 0, only units over the bound are scaled (to exactly c), and the rest are multiplied by exactly 1, so they stay bit-identical.")
+
+# %% ../nbs/12_exercises.ipynb #8175748e
+Exercise('08.2', "A unit of norm 0.005, well within the bound, gets the thread's w *= desired/(norm + 1e-7) at each of 20,000 steps: what is its norm at the end?",
+         'shrunk_norm',
+         solution="norm = 0.005\nfor step in range(20_000):\n    norm = norm * norm / (norm + 1e-7)   # within the bound, desired = norm\nshrunk_norm = norm",
+         mistakes={'you assumed a unit within the bound is left alone': (0.005,
+                       "that is what the right form does; this one multiplies it by norm/(norm + eps) < 1 at every step."),
+                   "you compounded the first step's factor": (0.005 * (0.005 / (0.005 + 1e-7)) ** 20_000,
+                       "the factor is not fixed: norm²/(norm + eps) ≈ norm − eps, so every step takes about eps off, and the smaller the unit gets, the larger a share of it that is.")},
+         hint="Within the bound desired = norm, so one step maps a norm n to n · n/(n + eps). Loop it, or note that n²/(n + eps) ≈ n − eps.",
+         why="each step takes about eps = 1e-7 off the norm, so 20,000 steps take 0.002: 40 % of this unit is gone, from a constraint meant to leave it alone.")
+
+# %% ../nbs/12_exercises.ipynb #0aabab09
+Exercise('08.3', "Where does a max-norm constraint belong in a training loop?", 'where_max_norm', reference='b', choices=('a', 'b', 'c', 'd'),
+         mistakes={'(a) not in forward': ('a',
+                       "the optimizer step after it can push units past the bound again, and they stay there until the next forward: weights saved after training are unconstrained, and every forward, inference too, mutates the model."),
+                   '(c) not before the step': ('c',
+                       "the step runs after it and can push units straight back over the bound: the constraint must act on the weights the step produced."),
+                   '(d) not once at the end': ('d',
+                       "capping the norms of a trained network only rescales it after the fact (and changes the function it computes); the constraint is meant to keep the weights in the ball during training.")},
+         hint="The constraint is a projection of the parameters: which moment of the loop changes the parameters, and what must hold right after it?",
+         why="right after optimizer.step(), under torch.no_grad(), every update is projected back into the ball at once, and forward passes stay pure: the Learner's after_step event, as MaxNormCB does.")
+
+# %% ../nbs/12_exercises.ipynb #5a1c285d
+def ws(w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    "Weight standardization: per output channel, (w − mean) / √(biased variance + eps)."
+    dims = tuple(range(1, w.ndim))                      # everything but the output channels: (in, kh, kw)
+    mean = w.mean(dim=dims, keepdim=True)
+    var = w.var(dim=dims, keepdim=True, correction=0)   # biased: divide by n
+    return (w - mean) / torch.sqrt(var + eps)
+
+def _ws_dims(w): return tuple(range(1, w.ndim))
+def _ws_unbiased(w, eps=1e-5):
+    return (w - w.mean(dim=_ws_dims(w), keepdim=True)) / torch.sqrt(w.var(dim=_ws_dims(w), keepdim=True) + eps)
+def _ws_eps_outside_root(w, eps=1e-5):
+    return (w - w.mean(dim=_ws_dims(w), keepdim=True)) / (w.std(dim=_ws_dims(w), keepdim=True, correction=0) + eps)
+def _ws_blog_std(w, eps=1e-5):
+    return (w - w.mean(dim=_ws_dims(w), keepdim=True)) / (w.std(dim=_ws_dims(w), keepdim=True) + eps)
+def _ws_over_dim0(w, eps=1e-5):
+    return (w - w.mean(dim=0, keepdim=True)) / torch.sqrt(w.var(dim=0, keepdim=True, correction=0) + eps)
+
+def _ws_cases():
+    g = torch.Generator().manual_seed(0)
+    return [('a Linear weight of shape (3, 6), eps=1e-5', (torch.randn(3, 6, generator=g), 1e-5)),
+            ('a Conv2d weight of shape (2, 3, 2, 2) with a large eps=0.5', (torch.randn(2, 3, 2, 2, generator=g), 0.5)),
+            ('edge case: a fan of one weight, shape (3, 1, 1, 1), eps=1e-5', (torch.randn(3, 1, 1, 1, generator=g), 1e-5))]
+
+Exercise('09.1', "Write ws(w, eps): weight standardization of a Conv2d or Linear weight, per output channel.", 'ws',
+         reference=ws, cases=_ws_cases,
+         mistakes={'you used the unbiased variance': (_ws_unbiased, "torch.var and torch.std divide by n − 1 unless you pass correction=0. WS uses the biased variance (divide by n); the unbiased one is a little larger and, for a fan of one weight, 0/0 = NaN."),
+                   'you added eps outside the root': (_ws_eps_outside_root, "you divided by σ + eps instead of √(σ² + eps). With a small eps the two look alike, but eps belongs inside the root: with eps = 0.5 the two differ by a lot."),
+                   "you used the blog's std: unbiased, with eps outside the root": (_ws_blog_std, "that is `w.std() + 1e-5` as in the blog post: two slips at once. Divide by √(biased variance + eps): correction=0, and eps added to the variance, inside the root."),
+                   'you standardized over dim 0': (_ws_over_dim0, "dim 0 indexes the output channels, so you mixed the channels together. Each output channel's fan is all the other dims, (in, kh, kw) for a conv and (in,) for a Linear: reduce over dims 1, 2, ...")},
+         hint="dims = tuple(range(1, w.ndim)); take the mean and the variance over dims with keepdim=True, and pass correction=0 to w.var.",
+         why="each output channel's fan now has mean 0 and variance var/(var + eps) ≈ 1, and a fan of one comes out 0, not NaN.")
+
+# %% ../nbs/12_exercises.ipynb #8f51b9eb
+Exercise('09.2', "After WS, what does a 1×1 conv with one input channel compute? Answer 'a', 'b', 'c' or 'd'.", 'ws_1x1',
+         reference='b', choices=('a', 'b', 'c', 'd'),
+         mistakes={'you expected weights of ±1': ('a', "unit variance needs at least two weights. A fan of one weight has variance 0: the weight minus its own mean is exactly 0, and 0 / √(0 + eps) = 0."),
+                   'you expected NaN': ('c', "NaN is what the unbiased std gives (0/0). With the biased variance and eps inside the root the weight is 0 / √eps = 0: silently zero, which is why the library refuses such a layer."),
+                   'you expected no change': ('d', "WS subtracts each output channel's mean, and with one weight per channel that mean is the weight itself: nothing is left.")},
+         hint="Each output channel of this conv has a single weight. What is that weight minus the mean of its channel?",
+         why="each channel's only weight equals its mean, so it standardizes to 0: the layer outputs its bias, and its weight gets no gradient.")
+
+# %% ../nbs/12_exercises.ipynb #93764b59
+Exercise('09.3', "The std of each output channel's weights after scaled WS (γ for ReLU, gain 1) in a Conv2d(32, 64, 3).", 'sws_std',
+         solution="gamma = math.sqrt(2 / (1 - 1 / math.pi))   # RELU_GAMMA, about 1.713\n"
+                  "fan_in = 32 * 3 * 3                       # in_channels × kh × kw = 288\n"
+                  "sws_std = gamma / math.sqrt(fan_in)",
+         mistakes={'you left out γ': (1 / math.sqrt(32 * 9), "the scaled form multiplies by γ = √2 / √(1 − 1/π) ≈ 1.713 for ReLU, which restores unit variance after the ReLU; the gain starts at 1."),
+                   'you divided by the fan, not its square root': (math.sqrt(2 / (1 - 1 / math.pi)) / (32 * 9), "dividing the weights by √n makes their variance 1/n, so a sum of n unit-variance inputs keeps variance about 1; dividing by n shrinks the outputs n-fold."),
+                   'you used fan_out': (math.sqrt(2 / (1 - 1 / math.pi)) / math.sqrt(64 * 9), "each output sums over the fan-in, in_channels × kh × kw = 32 × 9 = 288 weights; fan_out (64 × 9) counts the outputs each input reaches.")},
+         hint="Standardized weights have variance 1; the scaled form multiplies them by γ / √n, with n = in_channels × kh × kw.",
+         why="γ / √288 ≈ 0.101: dividing by √fan_in undoes the growth of the variance over a fan of 288 inputs, and γ makes up for what the ReLU takes away.")
+
+# %% ../nbs/12_exercises.ipynb #0bc94f87
+Exercise('10.1', "Two images per GPU: which normalization? Answer 'a', 'b', 'c' or 'd'.", 'tiny_batch_choice',
+         reference='b', choices=('a', 'b', 'c', 'd'),
+         mistakes={'you picked BN alone': ('a', "BN alone computes its mean and variance from the 2 images on each device: noisy, and the blog's BN-only run diverged (lesson 09's shorter runs did not). Lesson 10's table pairs tiny batches with WS plus BN or GN, and WS+GN needs no batch statistics at all."),
+                   'you picked WS without a normalization layer': ('c', "plain WS is made to sit before BN or GN: alone, each standardized filter multiplies the variance by its fan-in, and in lesson 10 that net did not train at all."),
+                   'you picked GN alone': ('d', "GN needs no batch statistics, but in lesson 09 GN alone learned little at batch 2 (below 40 % in 200 steps), and adding WS lifted it by more than 20 points: the largest effect WS had there.")},
+         hint="Read the WS row of lesson 10's \"Use this when\" table, and lesson 09's batch-2 results for GN with and without WS.",
+         why="GN's statistics come from each image, not from the tiny batch, and in lesson 09 WS lifted GN at batch 2 by more than 20 points.")
+
+# %% ../nbs/12_exercises.ipynb #78bb4c2c
+Exercise('10.2', "A deep plain CNN with no BN or GN layers: which method? Answer 'a', 'b', 'c' or 'd'.", 'no_norm_choice',
+         reference='c', choices=('a', 'b', 'c', 'd'),
+         mistakes={"you picked PyTorch's default init": ('a', "in lesson 10 PyTorch's default init left this eight-layer CNN at chance on every seed: init decides whether a deep plain net trains at all."),
+                   'you picked plain WS': ('b', "unit-variance filters with n weights multiply the signal's variance by n at every layer; with no BN or GN to undo it, the net in lesson 10 stayed at chance."),
+                   'you picked max scaling with SGD': ('d', "dividing by the max makes SGD's effective step far too large (it grows as 1/s², lesson 06): max scaling fails at a plain net's learning rate and trains at one 500 times lower, which is why lesson 10 runs it with AdamW.")},
+         hint="Which form of weight standardization divides by √fan_in, and was designed for nets without normalization layers?",
+         why="scaled WS divides by √fan_in and multiplies by γ, so the variance holds with no BN or GN; in lesson 10 it trained as well as Kaiming, while plain WS did not train.")
+
+# %% ../nbs/12_exercises.ipynb #9d30a319
+Exercise('10.3', "The method with the highest mean accuracy in the table: what may you conclude? Answer 'a', 'b', 'c' or 'd'.", 'ranking_choice',
+         reference='b', choices=('a', 'b', 'c', 'd'),
+         mistakes={'you ranked by the mean': ('a', "the methods on top of Kaiming land within a few points of each other, closer than the three seeds spread and than the numbers move between CPUs, thread counts and torch versions: the lesson does not rank them."),
+                   'you read the min column as a ranking': ('c', "a better worst seed is a real difference only where it held on every machine tried (the lesson asserts it for GeneralRelu and scaled WS); the highest minimum among close methods is not a ranking either."),
+                   'you dismissed the table': ('d', "three seeds do support the large differences: default init at chance, Glorot below Kaiming, plain WS without BN/GN not training, max scaling without its gain well below AdamW's Kaiming.")},
+         hint="Compare the gaps between the top methods with the ± column, and read what the lesson says about machines and torch versions.",
+         why="three short runs separate large effects (init, plain WS alone, max scaling's gain), not methods a point or two apart.")
+
+# %% ../nbs/12_exercises.ipynb #25f99fd1
+Exercise('10.4', "Serving a net trained with the course's WS: how to keep standardization from costing per request? Answer 'a', 'b', 'c' or 'd'.", 'serving_choice',
+         reference='a', choices=('a', 'b', 'c', 'd'),
+         mistakes={"you picked the blog's Conv2d": ('b', "the blog's layer standardizes its weight inside every forward: in lesson 10's recorded runs it made a ResNet-18's inference about 2× slower."),
+                   'you expected a fixed per-request cost': ('c', "the standardized weight depends on the weight only, not on the input: once training stops it can be computed once and reused."),
+                   'you retrained without WS': ('d', "no need: the trained weights already give the standardized weight; compute it once (eval mode) or bake it into a plain conv.")},
+         hint="Does the standardized weight depend on the input? And what do the course's parametrizations do in eval mode?",
+         why="the standardized weight does not change between requests: in eval mode the course computes it once (within 4 % of a plain ResNet-18 in the recorded runs), and bake(model) makes the convs plain.")
