@@ -769,10 +769,10 @@ Exercise('10.1', "Two images per GPU: which setup do lessons 09 and 10 recommend
          hint="Read the WS row of lesson 10's \"Use this when\" table, and lesson 09's batch-2 results for GN with and without WS.",
          why="GN's statistics come from each image, not from the tiny batch, and in lesson 09 WS lifted GN at batch 2 by more than 20 points.")
 
-# %% ../nbs/12_exercises.ipynb #78bb4c2c
+# %% ../nbs/12_exercises.ipynb #6a4871d7
 Exercise('10.2', "A deep plain CNN with no BN or GN layers: which method? Answer 'a', 'b', 'c' or 'd'.", 'no_norm_choice',
          reference='c', choices=('a', 'b', 'c', 'd'),
-         mistakes={"you picked PyTorch's default init": ('a', "in lesson 10 PyTorch's default init left this eight-layer CNN at chance on every seed: init decides whether a deep plain net trains at all."),
+         mistakes={"you picked PyTorch's default init": ('a', "in lesson 10 PyTorch's default init left the deep CNN at chance on every seed: init decides whether a deep plain net trains at all."),
                    'you picked plain WS': ('b', "unit-variance filters with n weights multiply the signal's variance by n at every layer; with no BN or GN to undo it, the net in lesson 10 stayed at chance."),
                    'you picked max scaling with SGD': ('d', "dividing by the max makes SGD's effective step far too large (it grows as 1/s², lesson 06): max scaling fails at a plain net's learning rate and trains at one 500 times lower, which is why lesson 10 runs it with AdamW.")},
          hint="Which form of weight standardization divides by √fan_in, and was designed for nets without normalization layers?",
@@ -787,10 +787,10 @@ Exercise('10.3', "The method with the highest mean accuracy in the table: what m
          hint="Compare the gaps between the top methods with the ± column, and read what the lesson says about machines and torch versions.",
          why="three short runs separate large effects (init, plain WS alone, max scaling's gain), not methods a point or two apart.")
 
-# %% ../nbs/12_exercises.ipynb #f85a0057
+# %% ../nbs/12_exercises.ipynb #62df393e
 Exercise('10.4', "Serving a net trained with the course's WS: how to keep standardization from costing per request? Answer 'a', 'b', 'c' or 'd'.", 'serving_choice',
          reference='a', choices=('a', 'b', 'c', 'd'),
-         mistakes={"you picked the blog's Conv2d": ('b', "the blog's layer standardizes its weight inside every forward: in lesson 10's recorded runs it made a ResNet-18's inference about 2× slower."),
+         mistakes={"you picked the blog's Conv2d": ('b', "the blog's layer standardizes its weight inside every forward, so every request pays for it again; in lesson 10's recorded runs it made a ResNet-18 training step more than 2× slower at batch 32."),
                    'you expected a fixed per-request cost': ('c', "the standardized weight depends on the weight only, not on the input: once training stops it can be computed once and reused."),
                    'you retrained without WS': ('d', "no need: the trained weights already give the standardized weight; compute it once (eval mode) or bake it into a plain conv.")},
          hint="Does the standardized weight depend on the input? And what do the course's parametrizations do in eval mode?",
