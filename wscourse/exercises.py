@@ -747,16 +747,17 @@ Exercise('09.2', "After WS, what does a 1×1 conv with one input channel compute
          hint="Each output channel of this conv has a single weight. What is that weight minus the mean of its channel?",
          why="each channel's only weight equals its mean, so it standardizes to 0: the layer outputs its bias whatever the input, and its weight gets no gradient.")
 
-# %% ../nbs/12_exercises.ipynb #18d0d3a8
+# %% ../nbs/12_exercises.ipynb #4c84eaed
+_SWS_GAMMA = math.sqrt(2 / (1 - 1 / math.pi))   # γ for ReLU: 1 / the std of relu(z), z ~ N(0, 1)
 Exercise('09.3', "The std of each output channel's weights after scaled WS (γ for ReLU, gain 1) in a Conv2d(32, 64, 3).", 'sws_std',
          solution="gamma = math.sqrt(2 / (1 - 1 / math.pi))   # RELU_GAMMA, about 1.713\n"
                   "fan_in = 32 * 3 * 3                       # in_channels × kh × kw = 288\n"
                   "sws_std = gamma / math.sqrt(fan_in)",
-         mistakes={'you left out γ': (1 / math.sqrt(32 * 9), "the scaled form multiplies by γ = √2 / √(1 − 1/π) ≈ 1.713 for ReLU, which restores unit variance after the ReLU; the gain starts at 1."),
-                   'you divided by the fan, not its square root': (math.sqrt(2 / (1 - 1 / math.pi)) / (32 * 9), "dividing the weights by √n makes their variance 1/n, so a sum of n unit-variance inputs keeps variance about 1; dividing by n shrinks the outputs n-fold."),
-                   "you forgot the kernel's area": (math.sqrt(2 / (1 - 1 / math.pi)) / math.sqrt(32),
+         mistakes={'you left out γ': (1 / math.sqrt(288), "the scaled form multiplies by γ = √2 / √(1 − 1/π) ≈ 1.713 for ReLU, which restores unit variance after the ReLU; the gain starts at 1."),
+                   'you divided by the fan, not its square root': (_SWS_GAMMA / 288, "dividing the weights by √n makes their variance 1/n, so a sum of n unit-variance inputs keeps variance about 1; dividing by n shrinks the outputs n-fold."),
+                   "you forgot the kernel's area": (_SWS_GAMMA / math.sqrt(32),
                        "each output of a conv sums over in_channels × kh × kw inputs, 32 × 3 × 3 = 288, not over the 32 channels alone."),
-                   'you used fan_out': (math.sqrt(2 / (1 - 1 / math.pi)) / math.sqrt(64 * 9), "each output sums over the fan-in, in_channels × kh × kw = 32 × 9 = 288 weights; fan_out (64 × 9) counts the outputs each input reaches.")},
+                   'you used fan_out': (_SWS_GAMMA / math.sqrt(64 * 9), "each output sums over the fan-in, in_channels × kh × kw = 32 × 9 = 288 weights; fan_out (64 × 9) counts the outputs each input reaches.")},
          hint="Standardized weights have variance 1; the scaled form multiplies them by γ / √n, with n = in_channels × kh × kw.",
          why="γ / √288 ≈ 0.101: dividing by √fan_in undoes the growth of the variance over a fan of 288 inputs, and γ makes up for what the ReLU takes away.")
 
@@ -787,11 +788,11 @@ Exercise('10.3', "The method with the highest mean accuracy in the table: what m
          hint="Compare the gaps between the top methods with the ± column, and read what the lesson says about machines and torch versions.",
          why="three short runs separate large effects (init, plain WS alone, max scaling's gain), not methods a point or two apart.")
 
-# %% ../nbs/12_exercises.ipynb #62df393e
+# %% ../nbs/12_exercises.ipynb #2932c40a
 Exercise('10.4', "Serving a net trained with the course's WS: how to keep standardization from costing per request? Answer 'a', 'b', 'c' or 'd'.", 'serving_choice',
          reference='a', choices=('a', 'b', 'c', 'd'),
          mistakes={"you picked the blog's Conv2d": ('b', "the blog's layer standardizes its weight inside every forward, so every request pays for it again; in lesson 10's recorded runs it made a ResNet-18 training step more than 2× slower at batch 32."),
                    'you expected a fixed per-request cost': ('c', "the standardized weight depends on the weight only, not on the input: once training stops it can be computed once and reused."),
-                   'you retrained without WS': ('d', "no need: the trained weights already give the standardized weight; compute it once (eval mode) or bake it into a plain conv.")},
+                   'you retrained without WS': ('d', "no need: the trained weights already give the standardized weight; compute it once (eval mode, under torch.no_grad()) or bake it into a plain conv.")},
          hint="Does the standardized weight depend on the input? And what do the course's parametrizations do in eval mode?",
          why="the standardized weight does not change between requests: in eval mode under torch.no_grad() the course's parametrizations compute it once and reuse it, and bake(model) makes the convs plain.")
