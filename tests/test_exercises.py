@@ -136,3 +136,16 @@ def test_inplace_exercises_refuse_a_copy():
     for ex in inplace:
         passed, text = checked(ex, lambda w, *rest: ex.reference(w.clone(), *rest))
         assert not passed and 'in place' in text, text
+
+@pytest.mark.parametrize('lesson', LESSONS)
+def test_shipped_stubs_run_and_are_not_answered_yet(lesson):
+    "Each stub cell, run as shipped, gives an answer that the check calls 'not answered yet' (so a lesson never stops there)."
+    cells = notebook(lesson)
+    sources = [''.join(c['source']) for c in cells]
+    for id in (i for i in IDS if i.startswith(lesson + '.')):
+        ex = exercise(id)
+        check_cell = next(k for k, s in enumerate(sources) if s.strip().rstrip(';') == f"exercise('{id}').check({ex.name})")
+        namespace = {'torch': torch, 'math': __import__('math')}
+        exec(sources[check_cell - 1], namespace)
+        passed, text = checked(ex, namespace[ex.name])
+        assert not passed and NOT_ANSWERED in text, text
