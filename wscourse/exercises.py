@@ -59,8 +59,9 @@ def show_result(x, digits: int = 4) -> str:
         a = a.double().numpy() if a.is_floating_point() else a.numpy()
         if a.size <= 12: body = np.array2string(a, precision=digits, separator=', ')
         else:                                      # a long one: its first and last entries, in memory order
-            flat = [show_result(v, digits) for v in a.reshape(-1)]
-            body = f"[{', '.join(flat[:3])}, …, {', '.join(flat[-2:])}] (flattened)"
+            flat = a.reshape(-1)
+            first, last = (', '.join(show_result(v, digits) for v in part) for part in (flat[:3], flat[-2:]))
+            body = f"[{first}, …, {last}] (flattened)"
         return f"{kind} of shape {tuple(a.shape)} {body}"
     if _is_number(x):
         v = _as_float(x)
